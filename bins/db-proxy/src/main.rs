@@ -1,1 +1,78 @@
-fn main() {}
+//! `db-proxy` binary: CLI, config loading, runtime construction. Everything else is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use db_proxy::settings;
+
+/// TeamTalk db_proxy_server replacement (MySQL/Redis access for msg_server).
+#[derive(Debug, Parser)]
+#[command(name = "db-proxy", disable_version_flag = true)]
+struct Cli {
+    /// Config file: `.toml`, or `.conf` for the original dbproxyserver.conf format.
+    /// Default: ./dbproxyserver.conf if it exists, else built-in defaults.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Validate FILE, print the effective settings (secrets masked) and exit.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{}", db_proxy::version_line());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(file) = cli.check_config {
+        return match settings::load(Some(&file)) {
+            Ok(loaded) => {
+                println!("# config OK: {} ({})", file.display(), loaded.kind);
+                print!("{}", loaded.settings.to_masked_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("db-proxy: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let loaded = match settings::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("db-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    db_proxy::logging::init(&loaded.settings.log);
+    let threads = usize::try_from(loaded.settings.server.threads)
+        .unwrap_or(1)
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .thread_name("db-proxy-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("db-proxy: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(db_proxy::app::run(loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("db-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Wiring: backends → schema → actions → sync task → transport; signals; graceful shutdown.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::settings::{Loaded, Settings};
+
+/// Start-up / run-time failure of the process. Display is one line saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A backend's TCP port did not accept a connection.
+    #[error("cannot reach {what} at {addr} ({cause}): {hint}")]
+    Unreachable {
+        /// "MariaDB" / "Redis".
+        what: &'static str,
+        /// host:port.
+        addr: String,
+        /// The connect error.
+        cause: String,
+        /// What to start.
+        hint: String,
+    },
+    /// Anything else during start-up, with context.
+    #[error("{0}")]
+    Startup(String),
+    /// Signal handler installation failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1" | "0.0.0.0")
+}
+
+/// How to start MariaDB, for the unreachable message.
+pub fn mariadb_hint(host: &str) -> String {
+    if is_local(host) {
+        "start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
+         (or `systemctl start mariadb`), then run `cargo xtask db-setup`"
+            .into()
+    } else {
+        format!("start MariaDB on {host} or fix mysql.*.host in the config")
+    }
+}
+
+/// How to start Redis, for the unreachable message.
+pub fn redis_hint(host: &str, port: i64) -> String {
+    if is_local(host) {
+        format!(
+            "start it with `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port {port} \
+             --save \"\" --appendonly no`"
+        )
+    } else {
+        format!("start Redis on {host} or fix redis.*.host in the config")
+    }
+}
+
+/// Checks that every configured MySQL and Redis address accepts TCP connections.
+pub async fn check_reachable(s: &Settings) -> Result<(), Error> {
+    let timeout = Duration::from_millis(s.limits.connect_timeout_ms);
+    let mut targets: Vec<(&'static str, String, String)> = Vec::new();
+    for m in [&s.mysql.master, &s.mysql.slave] {
+        targets.push(("MariaDB", m.addr(), mariadb_hint(&m.host)));
+    }
+    for (_, r) in s.redis.required() {
+        targets.push(("Redis", r.addr(), redis_hint(&r.host, r.port)));
+    }
+    targets.dedup_by(|a, b| a.1 == b.1);
+    for (what, addr, hint) in targets {
+        let cause = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", timeout.as_millis()),
+        };
+        return Err(Error::Unreachable {
+            what,
+            addr,
+            cause,
+            hint,
+        });
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() -> Result<&'static str, Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn write(path: &str) -> Result<Self, Error> {
+        if path.is_empty() {
+            return Ok(Self(None));
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| Error::Startup(format!("cannot write pid file {path}: {e}")))?;
+        Ok(Self(Some(path.into())))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT and the graceful shutdown are done.
+pub async fn run(loaded: Loaded) -> Result<(), Error> {
+    let s = &loaded.settings;
+    tracing::info!(
+        config = %loaded.path.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string()),
+        format = %loaded.kind,
+        threads = s.server.threads,
+        "db-proxy {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    check_reachable(s).await?;
+    let _pid = PidFile::write(&s.server.pid_file)?;
+    let sig = wait_for_signal().await?;
+    tracing::info!("{sig} received, shutting down");
+    Ok(())
+}
