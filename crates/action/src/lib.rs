@@ -1,1 +1,122 @@
-//! placeholder
+//! Business logic of db-proxy: turns each request message into its response message using
+//! `dbproxy-model`. One module per command family; `Actions::handle` is the single entry
+//! point where every request starts and ends (decode → run → failure mapping → encode).
+//!
+//! The behaviour of every handler follows `spec/behaviour.md` §7–§11, with the FIX items of
+//! `spec/quirks.md` applied.
+
+mod command;
+pub mod crypto;
+mod error;
+pub mod lockout;
+
+mod buddy;
+mod login;
+
+pub use command::now;
+pub use error::Error;
+
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dbproxy_model::Store;
+use dbproxy_protocol::commands::cid;
+
+use command::execute;
+use lockout::LoginGuard;
+
+/// Settings of the action layer (mapped by the binary from its configuration file).
+#[derive(Debug, Clone)]
+pub struct ActionSettings {
+    /// The 32-byte `aesKey` shared with msg_server; used for the voice placeholder only.
+    pub aes_key: [u8; 32],
+    /// Login lockout window (original: 30 min).
+    pub lockout_window: Duration,
+    /// Failures tolerated within the window (original: 10; the 11th locks).
+    pub lockout_max_failures: usize,
+    /// Upper bound on user names tracked by the lockout (memory bound, Q-L02).
+    pub lockout_max_names: usize,
+    /// Period of the group-session sync task (original: 5 s).
+    pub sync_interval: Duration,
+}
+
+impl Default for ActionSettings {
+    fn default() -> Self {
+        Self {
+            aes_key: *b"12345678901234567890123456789012",
+            lockout_window: Duration::from_secs(1800),
+            lockout_max_failures: 10,
+            lockout_max_names: 100_000,
+            sync_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared state every handler sees.
+pub(crate) struct Ctx {
+    pub(crate) store: Store,
+    pub(crate) settings: ActionSettings,
+    pub(crate) logins: LoginGuard,
+    /// `crypto::encrypt(aesKey, "[语音]")`, computed once.
+    pub(crate) voice_placeholder: Bytes,
+    /// Last user-profile change seen by this process (start time, raised by signature
+    /// changes); one half of the changed-users gate (Q-Y02).
+    pub(crate) user_update_gate: AtomicU32,
+}
+
+/// The request handlers of db-proxy over one [`Store`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Actions {
+    ctx: Arc<Ctx>,
+}
+
+impl Actions {
+    /// Builds the handlers; computes the voice placeholder from the AES key.
+    pub fn new(store: Store, settings: ActionSettings) -> Self {
+        let voice_placeholder = Bytes::from(crypto::encrypt(
+            &settings.aes_key,
+            crypto::VOICE_PLACEHOLDER_TEXT.as_bytes(),
+        ));
+        let logins = LoginGuard::new(
+            settings.lockout_window,
+            settings.lockout_max_failures,
+            settings.lockout_max_names,
+        );
+        Self {
+            ctx: Arc::new(Ctx {
+                store,
+                settings,
+                logins,
+                voice_placeholder,
+                user_update_gate: AtomicU32::new(now()),
+            }),
+        }
+    }
+
+    /// Handles one request body for `command_id`; `None` means "send no reply".
+    ///
+    /// Heartbeats and unknown commands are the transport's business; an id without a
+    /// handler here is logged and answered with nothing.
+    pub async fn handle(&self, command_id: u16, body: Bytes) -> Option<Bytes> {
+        let ctx = &*self.ctx;
+        match command_id {
+            cid::OTHER_VALIDATE_REQ => execute::<login::Validate>(ctx, &body).await,
+            cid::LOGIN_REQ_PUSH_SHIELD => execute::<login::SetPushShield>(ctx, &body).await,
+            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => {
+                execute::<login::QueryPushShield>(ctx, &body).await
+            }
+            cid::BUDDY_LIST_USER_INFO_REQUEST => execute::<buddy::UsersInfo>(ctx, &body).await,
+            cid::BUDDY_LIST_ALL_USER_REQUEST => execute::<buddy::ChangedUsers>(ctx, &body).await,
+            cid::BUDDY_LIST_DEPARTMENT_REQUEST => execute::<buddy::Departments>(ctx, &body).await,
+            cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => {
+                execute::<buddy::ChangeSignInfo>(ctx, &body).await
+            }
+            other => {
+                tracing::warn!(command_id = other, "no handler for command");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! User, department and signature commands of the buddy-list service
+//! (behaviour.md §11.6–§11.9).
+
+use std::sync::atomic::Ordering;
+
+use dbproxy_protocol::pb::im::base_define::DepartInfo;
+use dbproxy_protocol::pb::im::buddy::{
+    ImAllUserReq, ImAllUserRsp, ImChangeSignInfoReq, ImChangeSignInfoRsp, ImDepartmentReq,
+    ImDepartmentRsp, ImUsersInfoReq, ImUsersInfoRsp,
+};
+
+use crate::command::{attach, now, Command};
+use crate::login::user_info;
+use crate::{Ctx, Error};
+
+/// Longest signature accepted, in bytes (§11.9).
+const MAX_SIGN_INFO_BYTES: usize = 128;
+
+/// CID_BUDDY_LIST_USER_INFO_REQUEST (0x0204): users by id, ascending, unknown ids vanish.
+pub(crate) struct UsersInfo;
+
+impl Command for UsersInfo {
+    const NAME: &'static str = "users_info";
+    type Req = ImUsersInfoReq;
+    type Rsp = ImUsersInfoRsp;
+
+    async fn run(ctx: &Ctx, req: ImUsersInfoReq) -> Result<Option<ImUsersInfoRsp>, Error> {
+        let users = ctx.store.users().by_ids(&req.user_id_list).await?;
+        Ok(Some(ImUsersInfoRsp {
+            user_id: req.user_id,
+            user_info_list: users.iter().map(user_info).collect(),
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImUsersInfoReq) -> Option<ImUsersInfoRsp> {
+        Some(ImUsersInfoRsp {
+            user_id: req.user_id,
+            user_info_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_BUDDY_LIST_ALL_USER_REQUEST (0x0208): users changed since `latest_update_time`.
+///
+/// Q-Y02 fixed the way the spec calls "closest to the original": the query runs when the
+/// process's own gate (start time / last signature change) or MAX(IMUser.updated) is later
+/// than the client's time, so admin-console edits are no longer invisible.
+pub(crate) struct ChangedUsers;
+
+impl Command for ChangedUsers {
+    const NAME: &'static str = "changed_users";
+    type Req = ImAllUserReq;
+    type Rsp = ImAllUserRsp;
+
+    async fn run(ctx: &Ctx, req: ImAllUserReq) -> Result<Option<ImAllUserRsp>, Error> {
+        let since = req.latest_update_time;
+        let users = ctx.store.users();
+        let open = ctx.user_update_gate.load(Ordering::Relaxed) > since
+            || users.max_updated().await? > since;
+        let mut latest = since;
+        let mut list = Vec::new();
+        if open {
+            let changed = users.changed_since(since).await?;
+            latest = changed.iter().map(|u| u.updated).fold(since, u32::max);
+            list = changed.iter().map(user_info).collect();
+        }
+        Ok(Some(ImAllUserRsp {
+            user_id: req.user_id,
+            latest_update_time: latest,
+            user_list: list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImAllUserReq) -> Option<ImAllUserRsp> {
+        Some(ImAllUserRsp {
+            user_id: req.user_id,
+            latest_update_time: req.latest_update_time,
+            user_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_BUDDY_LIST_DEPARTMENT_REQUEST (0x0210): departments with `updated > T`.
+pub(crate) struct Departments;
+
+impl Command for Departments {
+    const NAME: &'static str = "departments";
+    type Req = ImDepartmentReq;
+    type Rsp = ImDepartmentRsp;
+
+    async fn run(ctx: &Ctx, req: ImDepartmentReq) -> Result<Option<ImDepartmentRsp>, Error> {
+        let departs = ctx
+            .store
+            .departments()
+            .changed_since(req.latest_update_time)
+            .await?;
+        let latest = departs
+            .iter()
+            .map(|d| d.updated)
+            .fold(req.latest_update_time, u32::max);
+        let dept_list = departs
+            .into_iter()
+            .filter(|d| d.status <= 1)
+            .map(|d| DepartInfo {
+                dept_id: d.id,
+                priority: d.priority,
+                dept_name: d.name,
+                parent_dept_id: d.parent_id,
+                dept_status: d.status as i32,
+            })
+            .collect();
+        Ok(Some(ImDepartmentRsp {
+            user_id: req.user_id,
+            latest_update_time: latest,
+            dept_list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImDepartmentReq) -> Option<ImDepartmentRsp> {
+        Some(ImDepartmentRsp {
+            user_id: req.user_id,
+            latest_update_time: req.latest_update_time,
+            dept_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST (0x0213): set IMUser.sign_info (bound, Q-S02).
+pub(crate) struct ChangeSignInfo;
+
+impl Command for ChangeSignInfo {
+    const NAME: &'static str = "change_sign_info";
+    type Req = ImChangeSignInfoReq;
+    type Rsp = ImChangeSignInfoRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImChangeSignInfoReq,
+    ) -> Result<Option<ImChangeSignInfoRsp>, Error> {
+        if req.sign_info.len() > MAX_SIGN_INFO_BYTES {
+            return Ok(Self::failed(&req));
+        }
+        let now = now();
+        let found = ctx
+            .store
+            .users()
+            .set_sign_info(req.user_id, &req.sign_info, now)
+            .await?;
+        if !found {
+            return Ok(Self::failed(&req));
+        }
+        ctx.user_update_gate.fetch_max(now, Ordering::Relaxed);
+        // Informational for operators (Q-Y01); a Redis hiccup must not fail the reply.
+        if let Err(error) = ctx.store.sync_state().set_total_user_update(now).await {
+            tracing::warn!(%error, "could not record total_user_update");
+        }
+        Ok(Some(ImChangeSignInfoRsp {
+            user_id: req.user_id,
+            result_code: 0,
+            sign_info: Some(req.sign_info),
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImChangeSignInfoReq) -> Option<ImChangeSignInfoRsp> {
+        Some(ImChangeSignInfoRsp {
+            user_id: req.user_id,
+            result_code: 1,
+            sign_info: None,
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Per-name login lockout (behaviour.md §7): more than `max_failures` failed validations
+//! within `window` locks the name out (result code 6) until old failures age out.
+//!
+//! Unlike the original (Q-L02) memory is bounded: a name's list never holds more than
+//! `max_failures + 1` timestamps, names without recent failures are forgotten, and the
+//! whole map is swept when it reaches `max_names`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Lockout state shared by every connection of the process (Q-L03: process-local).
+#[derive(Debug)]
+pub struct LoginGuard {
+    window_secs: u64,
+    max_failures: usize,
+    max_names: usize,
+    failures: Mutex<HashMap<String, VecDeque<u64>>>,
+}
+
+impl LoginGuard {
+    /// `max_failures` failures are tolerated; one more within `window` locks the name.
+    pub fn new(window: Duration, max_failures: usize, max_names: usize) -> Self {
+        Self {
+            window_secs: window.as_secs(),
+            max_failures,
+            max_names: max_names.max(1),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Drops failures older than the window; true when the name is locked out now.
+    pub fn is_locked(&self, name: &str, now: u64) -> bool {
+        let mut map = self.lock();
+        let Some(list) = map.get_mut(name) else {
+            return false;
+        };
+        let cutoff = now.saturating_sub(self.window_secs);
+        while list.back().is_some_and(|&t| t < cutoff) {
+            list.pop_back();
+        }
+        if list.is_empty() {
+            map.remove(name);
+            return false;
+        }
+        list.len() > self.max_failures
+    }
+
+    /// Records one failed validation of `name` at `now`.
+    pub fn record_failure(&self, name: &str, now: u64) {
+        let mut map = self.lock();
+        if map.len() >= self.max_names && !map.contains_key(name) {
+            let cutoff = now.saturating_sub(self.window_secs);
+            map.retain(|_, list| list.front().is_some_and(|&t| t >= cutoff));
+            if map.len() >= self.max_names {
+                tracing::warn!(names = map.len(), "login lockout table full; failure not tracked");
+                return;
+            }
+        }
+        let list = map.entry(name.to_owned()).or_default();
+        list.push_front(now);
+        list.truncate(self.max_failures + 1);
+    }
+
+    /// Forgets the failures of `name` (after a successful validation).
+    pub fn record_success(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// Number of names currently tracked (for metrics and tests).
+    pub fn tracked_names(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<u64>>> {
+        // A poisoned lock only means another thread panicked mid-update of plain data.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eleventh_failure_within_window_locks() {
+        let g = LoginGuard::new(Duration::from_secs(1800), 10, 100);
+        for i in 0..10 {
+            g.record_failure("bob", 1000 + i);
+            assert!(!g.is_locked("bob", 1000 + i));
+        }
+        g.record_failure("bob", 1010);
+        assert!(g.is_locked("bob", 1010));
+        // Failures age out after the window.
+        assert!(!g.is_locked("bob", 1000 + 1800 + 11));
+        assert_eq!(g.tracked_names(), 0);
+    }
+
+    #[test]
+    fn success_clears_and_table_is_bounded() {
+        let g = LoginGuard::new(Duration::from_secs(1800), 10, 3);
+        for i in 0..11 {
+            g.record_failure("amy", i);
+        }
+        assert!(g.is_locked("amy", 11));
+        g.record_success("amy");
+        assert!(!g.is_locked("amy", 11));
+        for n in 0..10 {
+            g.record_failure(&format!("user{n}"), 5000);
+        }
+        assert!(g.tracked_names() <= 3);
+    }
+}

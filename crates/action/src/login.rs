@@ -1,0 +1,163 @@
+//! Login validation and the user-level push shield (behaviour.md §7, §11.1–§11.3).
+
+use dbproxy_model::user::User;
+use dbproxy_protocol::pb::im::base_define::UserInfo;
+use dbproxy_protocol::pb::im::login::{
+    ImPushShieldReq, ImPushShieldRsp, ImQueryPushShieldReq, ImQueryPushShieldRsp,
+};
+use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
+
+use crate::command::{attach, now, Command};
+use crate::{Ctx, Error};
+
+const OK_TEXT: &str = "成功";
+const BAD_PASSWORD_TEXT: &str = "用户名/密码错误";
+const LOCKED_TEXT: &str = "用户名/密码错误次数太多";
+const INTERNAL_TEXT: &str = "服务端内部错误";
+
+/// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout.
+pub(crate) struct Validate;
+
+impl Command for Validate {
+    const NAME: &'static str = "validate";
+    type Req = ImValidateReq;
+    type Rsp = ImValidateRsp;
+
+    async fn run(ctx: &Ctx, req: ImValidateReq) -> Result<Option<ImValidateRsp>, Error> {
+        let now = u64::from(now());
+        if ctx.logins.is_locked(&req.user_name, now) {
+            tracing::warn!(user = %req.user_name, "login locked out after repeated failures");
+            return Ok(Some(reply(&req, 6, LOCKED_TEXT, None)));
+        }
+        // A backend failure propagates as Err: answered with code 1 by `failed` and,
+        // unlike the original (Q-L01), not counted as a failed attempt.
+        let user = ctx.store.users().find_for_login(&req.user_name).await?;
+        match user.filter(|u| password_matches(u, &req.password)) {
+            Some(user) => {
+                ctx.logins.record_success(&req.user_name);
+                let mut info = user_info(&user);
+                info.status = 0;
+                Ok(Some(reply(&req, 0, OK_TEXT, Some(info))))
+            }
+            None => {
+                ctx.logins.record_failure(&req.user_name, now);
+                Ok(Some(reply(&req, 1, BAD_PASSWORD_TEXT, None)))
+            }
+        }
+    }
+
+    fn failed(req: &ImValidateReq) -> Option<ImValidateRsp> {
+        Some(reply(req, 1, BAD_PASSWORD_TEXT, None))
+    }
+
+    fn undecodable() -> Option<ImValidateRsp> {
+        // Q-P05: the user name is unknown, so the required field stays empty and there is
+        // no attach_data; msg_server ignores this reply like the original's.
+        Some(ImValidateRsp {
+            user_name: String::new(),
+            result_code: 2,
+            result_string: Some(INTERNAL_TEXT.to_owned()),
+            user_info: None,
+            attach_data: None,
+        })
+    }
+}
+
+fn reply(req: &ImValidateReq, code: u32, text: &str, info: Option<UserInfo>) -> ImValidateRsp {
+    ImValidateRsp {
+        user_name: req.user_name.clone(),
+        result_code: code,
+        result_string: Some(text.to_owned()),
+        user_info: info,
+        attach_data: attach(&req.attach_data),
+    }
+}
+
+/// lowercase-hex md5(client md5 + salt) compared exactly with the stored hash (Q-S05).
+fn password_matches(user: &User, client_md5: &str) -> bool {
+    let mut input = Vec::with_capacity(client_md5.len() + user.salt.len());
+    input.extend_from_slice(client_md5.as_bytes());
+    input.extend_from_slice(user.salt.as_bytes());
+    format!("{:x}", md5::compute(&input)) == user.password
+}
+
+/// IMUser row → UserInfo with the column mapping of behaviour.md §7.
+pub(crate) fn user_info(user: &User) -> UserInfo {
+    UserInfo {
+        user_id: user.id,
+        user_gender: user.sex,
+        user_nick_name: user.nick.clone(),
+        avatar_url: user.avatar.clone(),
+        department_id: user.depart_id,
+        email: user.email.clone(),
+        user_real_name: user.name.clone(),
+        user_tel: user.phone.clone(),
+        user_domain: user.domain.clone(),
+        status: user.status,
+        sign_info: Some(user.sign_info.clone()),
+    }
+}
+
+/// CID_LOGIN_REQ_PUSH_SHIELD (0x010c): set IMUser.push_shield_status.
+pub(crate) struct SetPushShield;
+
+impl Command for SetPushShield {
+    const NAME: &'static str = "set_push_shield";
+    type Req = ImPushShieldReq;
+    type Rsp = ImPushShieldRsp;
+
+    async fn run(ctx: &Ctx, req: ImPushShieldReq) -> Result<Option<ImPushShieldRsp>, Error> {
+        // Matched-rows semantics (Q-D05): setting the same value again succeeds.
+        let found = ctx
+            .store
+            .users()
+            .set_push_shield(req.user_id, req.shield_status, now())
+            .await?;
+        Ok(Some(ImPushShieldRsp {
+            user_id: req.user_id,
+            result_code: if found { 0 } else { 1 },
+            shield_status: found.then_some(req.shield_status),
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImPushShieldReq) -> Option<ImPushShieldRsp> {
+        Some(ImPushShieldRsp {
+            user_id: req.user_id,
+            result_code: 1,
+            shield_status: None,
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_LOGIN_REQ_QUERY_PUSH_SHIELD (0x010e): read IMUser.push_shield_status.
+pub(crate) struct QueryPushShield;
+
+impl Command for QueryPushShield {
+    const NAME: &'static str = "query_push_shield";
+    type Req = ImQueryPushShieldReq;
+    type Rsp = ImQueryPushShieldRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImQueryPushShieldReq,
+    ) -> Result<Option<ImQueryPushShieldRsp>, Error> {
+        let status = ctx.store.users().push_shield(req.user_id).await?;
+        Ok(Some(ImQueryPushShieldRsp {
+            user_id: req.user_id,
+            result_code: if status.is_some() { 0 } else { 1 },
+            shield_status: status,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImQueryPushShieldReq) -> Option<ImQueryPushShieldRsp> {
+        Some(ImQueryPushShieldRsp {
+            user_id: req.user_id,
+            result_code: 1,
+            shield_status: None,
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! diesel table definitions of the TeamTalk schema (`sql/001_schema.sql`), for the tables
+//! queried through diesel's DSL. Column names keep the original camelCase via `sql_name`.
+//! Message shards are reached through static per-shard SQL instead (see [`crate::shard`]).
+
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// IMUser — user accounts.
+    #[sql_name = "IMUser"]
+    im_user (id) {
+        id -> Unsigned<Integer>,
+        sex -> Unsigned<TinyInt>,
+        name -> Varchar,
+        domain -> Varchar,
+        nick -> Varchar,
+        password -> Varchar,
+        salt -> Varchar,
+        phone -> Varchar,
+        email -> Varchar,
+        avatar -> Nullable<Varchar>,
+        #[sql_name = "departId"]
+        depart_id -> Unsigned<Integer>,
+        status -> Nullable<Unsigned<TinyInt>>,
+        created -> Unsigned<Integer>,
+        updated -> Unsigned<Integer>,
+        push_shield_status -> Unsigned<TinyInt>,
+        sign_info -> Varchar,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+
+    /// IMDepart — departments.
+    #[sql_name = "IMDepart"]
+    im_depart (id) {
+        id -> Unsigned<Integer>,
+        #[sql_name = "departName"]
+        depart_name -> Varchar,
+        priority -> Unsigned<Integer>,
+        #[sql_name = "parentId"]
+        parent_id -> Unsigned<Integer>,
+        status -> Unsigned<Integer>,
+        created -> Unsigned<Integer>,
+        updated -> Unsigned<Integer>,
+    }
+}
+
+/// `LAST_INSERT_ID()` of this connection: the id of the row the previous INSERT created.
+/// Must run on the same connection (and transaction) as the INSERT.
+pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::BigInt>)]
+        id: u64,
+    }
+    let row: Id = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
+        .get_result(conn)
+        .await
+        .map_err(|e| crate::Error::mysql("LAST_INSERT_ID()", e))?;
+    u32::try_from(row.id).map_err(|_| crate::Error::Invalid(format!("insert id {} > u32", row.id)))
+}
