@@ -1,1 +1,22 @@
-//! placeholder
+//! Storage layer of db-proxy: MySQL/MariaDB (diesel-async, two pools), Redis (behind
+//! [`cache::Cache`]) and the msfs voice payload store. Knows nothing of PDUs/protobuf.
+//!
+//! Shared pieces: [`Store`] (backends + bounded units of work), [`cache::Cache`] (Redis
+//! facade), [`error::Error`], [`shard`] (message table names), [`schema::migrate`].
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod schema;
+pub mod shard;
+pub mod store;
+
+pub use cache::{Cache, Script, ScriptValue};
+pub use config::{MysqlConfig, RedisConfig, StoreConfig, Timeouts};
+pub use error::{Error, MysqlResultExt, Result};
+pub use store::{DbConn, DbWork, Store};
+
+pub mod department;
+pub mod sync_state;
+pub mod tables;
+pub mod user;

@@ -1,1 +1,325 @@
-//! placeholder
+//! Test environment for crates that use `dbproxy-model` (dev-dependency only).
+//!
+//! [`TestEnv::new`] creates a fresh MariaDB database `dbproxy_t_<unixtime>_<pid>_<n>`
+//! (migrated with the project schema) and starts a private `redis-server` on a free port.
+//! Dropping the env (or [`TestEnv::cleanup`]) drops the database and kills redis, so tests
+//! run in parallel and leave nothing behind. Leftover `dbproxy_t_*` databases older than
+//! one hour (crashed runs) are dropped by the next `TestEnv::new`.
+//!
+//! Admin URL: env `DBPROXY_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306`; when
+//! that is refused, `mysql://root@localhost:3306/?socket=/run/mysqld/mysqld.sock`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dbproxy_model::{MysqlConfig, RedisConfig, Store, StoreConfig, Timeouts};
+use diesel::sql_types::Text;
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+
+const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306";
+const SOCKET_URL: &str = "mysql://root@localhost:3306/?socket=/run/mysqld/mysqld.sock";
+const PREFIX: &str = "dbproxy_t_";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// One test's private backends.
+pub struct TestEnv {
+    /// Config pointing at the test database and the private redis (db 1 for all instances).
+    pub config: StoreConfig,
+    /// Connected store.
+    pub store: Store,
+    /// Name of the test database.
+    pub db_name: String,
+    /// Port of the private redis-server.
+    pub redis_port: u16,
+    admin_url: String,
+    redis: Option<Child>,
+    cleaned: bool,
+}
+
+#[derive(QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "Database")]
+    name: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn admin_connect() -> (AsyncMysqlConnection, String) {
+    if let Ok(url) = std::env::var("DBPROXY_TEST_MYSQL_URL") {
+        let conn = AsyncMysqlConnection::establish(&url)
+            .await
+            .unwrap_or_else(|e| panic!("DBPROXY_TEST_MYSQL_URL={url}: {e}"));
+        return (conn, url);
+    }
+    match AsyncMysqlConnection::establish(DEFAULT_URL).await {
+        Ok(c) => (c, DEFAULT_URL.to_string()),
+        Err(tcp_err) => match AsyncMysqlConnection::establish(SOCKET_URL).await {
+            Ok(c) => (c, SOCKET_URL.to_string()),
+            Err(e) => {
+                panic!("cannot connect as admin: {DEFAULT_URL}: {tcp_err}; {SOCKET_URL}: {e}")
+            }
+        },
+    }
+}
+
+/// Map the admin URL onto a [`MysqlConfig`] for database `db`.
+pub fn mysql_config_from_url(admin_url: &str, db: &str) -> MysqlConfig {
+    let u = url::Url::parse(admin_url).unwrap_or_else(|e| panic!("bad admin url {admin_url}: {e}"));
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let socket = u
+        .query_pairs()
+        .find(|(k, _)| k == "socket")
+        .map(|(_, v)| v.into_owned());
+    MysqlConfig {
+        host: u.host_str().unwrap_or("127.0.0.1").to_string(),
+        port: u.port().unwrap_or(3306),
+        database: db.to_string(),
+        user: dec(u.username()),
+        password: dec(u.password().unwrap_or("")),
+        max_connections: 8,
+        socket,
+    }
+}
+
+async fn drop_stale(conn: &mut AsyncMysqlConnection) {
+    let names: Vec<DbName> = diesel::sql_query("SHOW DATABASES LIKE 'dbproxy\\_t\\_%'")
+        .load(conn)
+        .await
+        .unwrap_or_default();
+    let cutoff = now_secs().saturating_sub(3600);
+    for n in names {
+        let ts = n
+            .name
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        let safe = n
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if let Some(ts) = ts {
+            if ts < cutoff && safe {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", n.name))
+                    .execute(conn)
+                    .await;
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().expect("addr"),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// Start a private redis-server; returns (child, port).
+pub fn start_redis() -> (Child, u16) {
+    for _attempt in 0..5 {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server (is it installed?)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if redis_ping(port) {
+                return (child, port);
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // port taken by someone else meanwhile: retry
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start redis-server");
+}
+
+impl TestEnv {
+    /// Fresh database + private redis + connected, migrated store.
+    pub async fn new() -> TestEnv {
+        Self::with_config(|_| {}).await
+    }
+
+    /// Like [`TestEnv::new`], letting the test adjust the config (timeouts, pool sizes)
+    /// before the store connects.
+    pub async fn with_config(adjust: impl FnOnce(&mut StoreConfig)) -> TestEnv {
+        let (mut admin, admin_url) = admin_connect().await;
+        drop_stale(&mut admin).await;
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let db_name = format!("{PREFIX}{}_{}_{}", now_secs(), std::process::id(), n);
+        diesel::sql_query(format!(
+            "CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("create database {db_name}: {e}"));
+        drop(admin);
+
+        let (child, redis_port) = start_redis();
+        let mysql = mysql_config_from_url(&admin_url, &db_name);
+        let redis = RedisConfig {
+            host: "127.0.0.1".into(),
+            port: redis_port,
+            db: 1,
+            max_connections: 2,
+        };
+        let mut config = StoreConfig {
+            master: mysql.clone(),
+            slave: mysql,
+            unread: redis.clone(),
+            group_set: redis.clone(),
+            token: redis.clone(),
+            group_member: redis,
+            msfs_url: "http://127.0.0.1:1/".into(),
+            timeouts: Timeouts::default(),
+        };
+        adjust(&mut config);
+        // Build the env before connecting so a failed connect still cleans up on drop.
+        let mut env = TestEnv {
+            store: match Store::connect(&config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let mut tmp = Partial {
+                        admin_url: admin_url.clone(),
+                        db_name: db_name.clone(),
+                        redis: Some(child),
+                    };
+                    tmp.cleanup_blocking();
+                    panic!("Store::connect: {e}");
+                }
+            },
+            config,
+            db_name,
+            redis_port,
+            admin_url,
+            redis: Some(child),
+            cleaned: false,
+        };
+        if let Err(e) = dbproxy_model::schema::migrate(&env.store).await {
+            env.cleanup_sync();
+            panic!("migrate: {e}");
+        }
+        env
+    }
+
+    /// Admin URL used (root / socket).
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// Kill the private redis-server (e.g. to test "Redis down" paths).
+    pub fn kill_redis(&mut self) {
+        if let Some(mut c) = self.redis.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Drop the database and stop redis now.
+    pub async fn cleanup(mut self) {
+        self.kill_redis();
+        if let Ok(mut admin) = AsyncMysqlConnection::establish(&self.admin_url).await {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.db_name))
+                .execute(&mut admin)
+                .await;
+        }
+        self.cleaned = true;
+    }
+
+    fn cleanup_sync(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.cleaned = true;
+        let mut p = Partial {
+            admin_url: self.admin_url.clone(),
+            db_name: self.db_name.clone(),
+            redis: self.redis.take(),
+        };
+        p.cleanup_blocking();
+    }
+}
+
+struct Partial {
+    admin_url: String,
+    db_name: String,
+    redis: Option<Child>,
+}
+
+impl Partial {
+    /// Kill redis and drop the database from a separate thread with its own runtime
+    /// (works from inside or outside a tokio runtime).
+    fn cleanup_blocking(&mut self) {
+        if let Some(mut c) = self.redis.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let url = self.admin_url.clone();
+        let db = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = AsyncMysqlConnection::establish(&url).await {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{db}`"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.cleanup_sync();
+    }
+}

@@ -1,0 +1,198 @@
+//! Backend configuration of the storage layer.
+//!
+//! The binary maps its own config file (TOML or the legacy `dbproxyserver.conf`) onto
+//! [`StoreConfig`]; `Default` points at a local MariaDB database `teamtalk`
+//! (user `dbproxy` / `dbproxy`) and Redis `127.0.0.1:6379` db 1.
+
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+
+/// One MySQL/MariaDB pool (`teamtalk_master` or `teamtalk_slave`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(default)]
+pub struct MysqlConfig {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Upper bound of the pool (`<db>_maxconncnt`).
+    pub max_connections: usize,
+    /// Unix socket path; when set the connection goes through the socket.
+    pub socket: Option<String>,
+}
+
+impl Default for MysqlConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            database: "teamtalk".into(),
+            user: "dbproxy".into(),
+            password: "dbproxy".into(),
+            max_connections: 16,
+            socket: None,
+        }
+    }
+}
+
+/// Characters escaped in URL components: everything except unreserved ones.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+impl MysqlConfig {
+    /// `mysql://user:password@host:port/database[?socket=...]` with every component
+    /// percent-encoded (passwords may contain `@`, `/`, `:` ...).
+    pub fn url(&self) -> String {
+        let mut url = format!(
+            "mysql://{}:{}@{}:{}/{}",
+            utf8_percent_encode(&self.user, COMPONENT),
+            utf8_percent_encode(&self.password, COMPONENT),
+            self.host,
+            self.port,
+            utf8_percent_encode(&self.database, COMPONENT),
+        );
+        if let Some(sock) = self.socket.as_deref().filter(|s| !s.is_empty()) {
+            url.push_str("?socket=");
+            url.push_str(&utf8_percent_encode(sock, COMPONENT).to_string());
+        }
+        url
+    }
+}
+
+/// One logical Redis instance (`unread`, `group_set`, `token`, `group_member`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    /// Logical database selected after connecting.
+    pub db: u8,
+    /// Number of multiplexed connections in the pool (`<cache>_maxconncnt`, capped).
+    pub max_connections: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            db: 1,
+            max_connections: 16,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Identity used to share one pool between logical instances.
+    pub(crate) fn endpoint(&self) -> (String, u16, u8) {
+        (self.host.clone(), self.port, self.db)
+    }
+}
+
+/// Bounded waits for every backend call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Timeouts {
+    /// Opening a new MySQL/Redis connection.
+    #[serde(with = "millis")]
+    pub connect: Duration,
+    /// Waiting for a free pooled MySQL connection.
+    #[serde(with = "millis")]
+    pub pool_wait: Duration,
+    /// One whole unit of DB work (all statements of one `Store::master`/`slave` call).
+    #[serde(with = "millis")]
+    pub statement: Duration,
+    /// One Redis command (or pipeline / script).
+    #[serde(with = "millis")]
+    pub redis_command: Duration,
+    /// msfs upload (whole request).
+    #[serde(with = "millis")]
+    pub msfs_upload: Duration,
+    /// msfs download (whole request); the original used 2 s.
+    #[serde(with = "millis")]
+    pub msfs_download: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            pool_wait: Duration::from_secs(2),
+            statement: Duration::from_secs(5),
+            redis_command: Duration::from_secs(2),
+            msfs_upload: Duration::from_secs(5),
+            msfs_download: Duration::from_secs(2),
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Everything [`crate::Store::connect`] needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    pub master: MysqlConfig,
+    pub slave: MysqlConfig,
+    pub unread: RedisConfig,
+    pub group_set: RedisConfig,
+    pub token: RedisConfig,
+    pub group_member: RedisConfig,
+    /// Base URL of the msfs file server (`MsfsSite`); `http://` is assumed when missing.
+    pub msfs_url: String,
+    pub timeouts: Timeouts,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            master: MysqlConfig::default(),
+            slave: MysqlConfig::default(),
+            unread: RedisConfig::default(),
+            group_set: RedisConfig::default(),
+            token: RedisConfig::default(),
+            group_member: RedisConfig {
+                max_connections: 48,
+                ..RedisConfig::default()
+            },
+            msfs_url: "http://127.0.0.1:8700/".into(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encodes_credentials() {
+        let c = MysqlConfig {
+            user: "u@x".into(),
+            password: "p:w/d@#?".into(),
+            ..MysqlConfig::default()
+        };
+        assert_eq!(
+            c.url(),
+            "mysql://u%40x:p%3Aw%2Fd%40%23%3F@127.0.0.1:3306/teamtalk"
+        );
+        let s = MysqlConfig {
+            socket: Some("/run/mysqld/mysqld.sock".into()),
+            ..MysqlConfig::default()
+        };
+        assert!(s.url().ends_with("?socket=%2Frun%2Fmysqld%2Fmysqld.sock"));
+    }
+}

@@ -1,0 +1,97 @@
+//! The model crate's error type.
+
+use std::time::Duration;
+
+/// Result alias of the model crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a storage call can fail with. Context strings say which key / table / id.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No pooled connection within the pool wait timeout (or the pool could not create one).
+    #[error("{pool} pool: no connection: {reason}")]
+    Pool { pool: &'static str, reason: String },
+    /// A backend call did not finish in time.
+    #[error("timeout after {after:?}: {what}")]
+    Timeout { what: String, after: Duration },
+    /// A MySQL statement failed.
+    #[error("mysql: {context}: {source}")]
+    Mysql {
+        context: String,
+        #[source]
+        source: diesel::result::Error,
+    },
+    /// A Redis command failed.
+    #[error("redis: {context}: {message}")]
+    Redis { context: String, message: String },
+    /// The msfs HTTP call failed.
+    #[error("http: {context}: {message}")]
+    Http { context: String, message: String },
+    /// A requested row or key does not exist (only where the caller must distinguish it).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Invalid configuration or input that never reaches a backend.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// True when the backend could not be reached / answered in time (pool exhausted,
+    /// timeout, broken connection, Redis down) as opposed to a logical failure.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Pool { .. } | Error::Timeout { .. } | Error::Http { .. } => true,
+            Error::Redis { .. } => true,
+            Error::Mysql { source, .. } => matches!(
+                source,
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection
+                        | diesel::result::DatabaseErrorKind::Unknown,
+                    _
+                ) | diesel::result::Error::BrokenTransactionManager
+            ),
+            Error::NotFound(_) | Error::Invalid(_) => false,
+        }
+    }
+
+    /// Wrap a diesel error with context.
+    pub fn mysql(context: impl Into<String>, source: diesel::result::Error) -> Self {
+        Error::Mysql {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn redis(context: impl Into<String>, e: fred::error::Error) -> Self {
+        if matches!(e.kind(), fred::error::ErrorKind::Timeout) {
+            return Error::Timeout {
+                what: format!("redis {}", context.into()),
+                after: Duration::ZERO,
+            };
+        }
+        Error::Redis {
+            context: context.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Extension to attach context to diesel results: `query.load(c).await.ctx("IMUser by id")?`.
+pub trait MysqlResultExt<T> {
+    fn ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T> MysqlResultExt<T> for std::result::Result<T, diesel::result::Error> {
+    fn ctx(self, context: &str) -> Result<T> {
+        self.map_err(|e| Error::mysql(context, e))
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(source: diesel::result::Error) -> Self {
+        Error::Mysql {
+            context: String::new(),
+            source,
+        }
+    }
+}

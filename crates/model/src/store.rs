@@ -1,0 +1,286 @@
+//! [`Store`]: the MySQL pools (master, slave), the Redis instances and the msfs client,
+//! plus the single place where DB work runs with bounded waits.
+//!
+//! Every unit of MySQL work goes through [`Store::master`], [`Store::slave`] or
+//! [`Store::master_tx`]: checkout is bounded by the pool wait timeout, the whole unit by the
+//! statement timeout; a connection whose work timed out or failed is **discarded**
+//! (never returned to the pool, so never reused mid-transaction).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::Runtime;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AnsiTransactionManager, AsyncMysqlConnection, TransactionManager};
+
+use crate::cache::Cache;
+use crate::config::{MysqlConfig, StoreConfig, Timeouts};
+use crate::error::{Error, Result};
+
+/// The connection type handed to units of work.
+pub type DbConn = AsyncMysqlConnection;
+
+type MysqlPool = Pool<DbConn>;
+
+/// A unit of DB work: an `async |conn| { ... }` closure returning `Result<R>` whose
+/// future is `Send`. (Same trick diesel-async uses to name the future type.)
+pub trait DbWork<'r, R>: FnOnce(&'r mut DbConn) -> <Self as DbWork<'r, R>>::Fut {
+    /// The future returned by the closure.
+    type Fut: Future<Output = Result<R>> + Send;
+}
+
+impl<'r, F, Fut, R> DbWork<'r, R> for F
+where
+    F: FnOnce(&'r mut DbConn) -> Fut,
+    Fut: Future<Output = Result<R>> + Send,
+{
+    type Fut = Fut;
+}
+
+struct Inner {
+    master: MysqlPool,
+    slave: MysqlPool,
+    unread: Cache,
+    group_set: Cache,
+    token: Cache,
+    group_member: Cache,
+    timeouts: Timeouts,
+    msfs_url: String,
+}
+
+/// Handle to every backend. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("timeouts", &self.inner.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn build_pool(cfg: &MysqlConfig, t: &Timeouts) -> Result<MysqlPool> {
+    let mgr = AsyncDieselConnectionManager::<DbConn>::new(cfg.url());
+    Pool::builder(mgr)
+        .max_size(cfg.max_connections.max(1))
+        .wait_timeout(Some(t.pool_wait))
+        .create_timeout(Some(t.connect))
+        .recycle_timeout(Some(t.connect))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Invalid(format!("mysql pool {}: {e}", cfg.database)))
+}
+
+fn pool_error(pool: &'static str, e: PoolError) -> Error {
+    Error::Pool {
+        pool,
+        reason: e.to_string(),
+    }
+}
+
+/// Should a connection whose work returned `e` be thrown away rather than pooled?
+/// Anything but a plain "no row" result: a failed statement may have left a broken
+/// socket or an aborted transaction behind, and reconnecting is cheap.
+fn must_discard(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::NotFound(_)
+            | Error::Invalid(_)
+            | Error::Mysql {
+                source: diesel::result::Error::NotFound,
+                ..
+            }
+    )
+}
+
+impl Store {
+    /// Build the pools and connect. Fails (bounded by the connect timeouts) when MySQL or
+    /// any Redis instance is unreachable — the original exits in that case too.
+    /// Master and slave share one pool when their settings are equal; Redis instances
+    /// with the same host/port/db share one connection pool.
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store> {
+        let t = &cfg.timeouts;
+        let master = build_pool(&cfg.master, t)?;
+        let slave = if cfg.slave == cfg.master {
+            master.clone()
+        } else {
+            build_pool(&cfg.slave, t)?
+        };
+        // Verify both pools can open a connection now.
+        drop(master.get().await.map_err(|e| pool_error("master", e))?);
+        drop(slave.get().await.map_err(|e| pool_error("slave", e))?);
+
+        let mut caches: Vec<(crate::config::RedisConfig, Cache)> = Vec::new();
+        let mut get_cache = async |name: &'static str, rc: &crate::config::RedisConfig| {
+            if let Some((_, c)) = caches.iter().find(|(k, _)| k.endpoint() == rc.endpoint()) {
+                return Ok::<Cache, Error>(c.renamed(name));
+            }
+            let c = Cache::connect(name, rc, t).await?;
+            caches.push((rc.clone(), c.clone()));
+            Ok(c)
+        };
+        let unread = get_cache("unread", &cfg.unread).await?;
+        let group_set = get_cache("group_set", &cfg.group_set).await?;
+        let token = get_cache("token", &cfg.token).await?;
+        let group_member = get_cache("group_member", &cfg.group_member).await?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                master,
+                slave,
+                unread,
+                group_set,
+                token,
+                group_member,
+                timeouts: t.clone(),
+                msfs_url: cfg.msfs_url.clone(),
+            }),
+        })
+    }
+
+    /// Redis instance `unread` (message ids, unread counters, sync times).
+    pub fn unread(&self) -> &Cache {
+        &self.inner.unread
+    }
+    /// Redis instance `group_set` (group push shield).
+    pub fn group_set(&self) -> &Cache {
+        &self.inner.group_set
+    }
+    /// Redis instance `token` (device tokens).
+    pub fn token(&self) -> &Cache {
+        &self.inner.token
+    }
+    /// Redis instance `group_member` (member hashes).
+    pub fn group_member(&self) -> &Cache {
+        &self.inner.group_member
+    }
+    /// Configured timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.inner.timeouts
+    }
+    /// Configured msfs base URL (as given).
+    pub fn msfs_url(&self) -> &str {
+        &self.inner.msfs_url
+    }
+
+    /// Run `work` on a master connection (writes, and reads that must see writes — Q-D06).
+    pub async fn master<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(
+            &self.inner.master,
+            "master",
+            &self.inner.timeouts,
+            false,
+            work,
+        )
+        .await
+    }
+
+    /// Run `work` on a slave connection (plain reads).
+    pub async fn slave<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(
+            &self.inner.slave,
+            "slave",
+            &self.inner.timeouts,
+            false,
+            work,
+        )
+        .await
+    }
+
+    /// Run `work` inside one transaction on a master connection: committed when it returns
+    /// `Ok`, rolled back on `Err`; on timeout the connection is discarded (the server rolls
+    /// the open transaction back when the socket closes).
+    pub async fn master_tx<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(
+            &self.inner.master,
+            "master",
+            &self.inner.timeouts,
+            true,
+            work,
+        )
+        .await
+    }
+}
+
+async fn run<R, F>(
+    pool: &MysqlPool,
+    name: &'static str,
+    t: &Timeouts,
+    tx: bool,
+    work: F,
+) -> Result<R>
+where
+    F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+    R: Send,
+{
+    let mut obj: Object<DbConn> = pool.get().await.map_err(|e| pool_error(name, e))?;
+    let cancel = obj.cancel_token();
+    let limit = t.statement;
+    let outcome = tokio::time::timeout(limit, async {
+        let conn: &mut DbConn = &mut obj;
+        if tx {
+            AnsiTransactionManager::begin_transaction(conn)
+                .await
+                .map_err(|e| Error::mysql("BEGIN", e))?;
+            match work(&mut *conn).await {
+                Ok(v) => {
+                    AnsiTransactionManager::commit_transaction(conn)
+                        .await
+                        .map_err(|e| Error::mysql("COMMIT", e))?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    // A failed rollback leaves the connection broken; it is discarded below.
+                    let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+                    Err(e)
+                }
+            }
+        } else {
+            work(conn).await
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            if must_discard(&e) {
+                drop(Object::take(obj));
+            }
+            Err(e)
+        }
+        Err(_elapsed) => {
+            // Never return a connection that may be mid-statement or mid-transaction.
+            drop(Object::take(obj));
+            // Best effort: stop the statement on the server too.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query()).await;
+            });
+            tracing::warn!(
+                pool = name,
+                ?limit,
+                "mysql unit of work timed out; connection discarded"
+            );
+            Err(Error::Timeout {
+                what: format!("mysql {name} unit of work"),
+                after: limit,
+            })
+        }
+    }
+}
