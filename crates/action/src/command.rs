@@ -36,7 +36,10 @@ pub(crate) trait Command {
     type Rsp: Reply;
 
     /// Answers a decoded request. `Ok(None)`: the spec sends no reply in this case.
-    fn run(ctx: &Ctx, req: Self::Req) -> impl Future<Output = Result<Option<Self::Rsp>, Error>> + Send;
+    fn run(
+        ctx: &Ctx,
+        req: Self::Req,
+    ) -> impl Future<Output = Result<Option<Self::Rsp>, Error>> + Send;
 
     /// The reply the spec documents when the backend fails (result_code 1, msg_id 0,
     /// empty list, ...); `None` = no reply.

@@ -104,9 +104,7 @@ impl Actions {
         match command_id {
             cid::OTHER_VALIDATE_REQ => execute::<login::Validate>(ctx, &body).await,
             cid::LOGIN_REQ_PUSH_SHIELD => execute::<login::SetPushShield>(ctx, &body).await,
-            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => {
-                execute::<login::QueryPushShield>(ctx, &body).await
-            }
+            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => execute::<login::QueryPushShield>(ctx, &body).await,
             cid::BUDDY_LIST_USER_INFO_REQUEST => execute::<buddy::UsersInfo>(ctx, &body).await,
             cid::BUDDY_LIST_ALL_USER_REQUEST => execute::<buddy::ChangedUsers>(ctx, &body).await,
             cid::BUDDY_LIST_DEPARTMENT_REQUEST => execute::<buddy::Departments>(ctx, &body).await,

@@ -53,7 +53,10 @@ impl LoginGuard {
             let cutoff = now.saturating_sub(self.window_secs);
             map.retain(|_, list| list.front().is_some_and(|&t| t >= cutoff));
             if map.len() >= self.max_names {
-                tracing::warn!(names = map.len(), "login lockout table full; failure not tracked");
+                tracing::warn!(
+                    names = map.len(),
+                    "login lockout table full; failure not tracked"
+                );
                 return;
             }
         }
