@@ -1,1 +1,61 @@
-fn main() {}
+//! Developer tasks: `cargo xtask db-setup | seed | serve | test`.
+//! One module per subcommand; shared helpers in `common`.
+
+mod common;
+mod db_setup;
+mod seed;
+mod serve;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "db-proxy developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create the database and user of config/db-proxy.toml (as a MariaDB admin) and the schema.
+    DbSetup(db_setup::Args),
+    /// Load demo data (departments, users, one group) unless IMUser already has rows.
+    Seed,
+    /// Check MariaDB/Redis, db-setup, seed when empty, then run db-proxy (release build).
+    Serve(db_setup::Args),
+    /// Prepare a test admin account, then run tests, clippy -D warnings and fmt --check.
+    Test,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xtask: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.cmd {
+            Cmd::DbSetup(a) => db_setup::run(&a).await,
+            Cmd::Seed => seed::run().await,
+            Cmd::Serve(a) => serve::run(&a).await,
+            Cmd::Test => test::run().await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
