@@ -27,7 +27,8 @@ use crate::Error;
 pub struct ClientOptions {
     /// How long `call` waits for a response.
     pub request_timeout: Duration,
-    /// Send a heartbeat this often; `None` disables client heartbeats.
+    /// Send a heartbeat this often; `None` disables client heartbeats. Heartbeats stop once
+    /// the server sent a stop-receive notice.
     pub heartbeat_interval: Option<Duration>,
     /// Largest frame accepted from the server.
     pub max_frame_len: usize,
@@ -121,10 +122,15 @@ impl Client {
         ))];
         if let Some(every) = options.heartbeat_interval {
             let tx = tx.clone();
+            let stops = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {
                     tick.tick().await;
+                    // Like msg_server: stop heartbeating a server that announced shutdown.
+                    if *stops.borrow() > 0 {
+                        break;
+                    }
                     if tx.send(Outgoing::Pdu(Pdu::heartbeat())).await.is_err() {
                         break;
                     }

@@ -1,0 +1,239 @@
+//! One connection: a reader loop dispatching to spawned handler tasks, and a writer task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use dbproxy_protocol::{cid, lookup, Pdu, PduCodec};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Handler, Request, ServerConfig, Stats};
+
+/// Everything a connection needs from the server.
+pub(crate) struct ConnCtx<H> {
+    pub config: Arc<ServerConfig>,
+    pub handler: Arc<H>,
+    pub stats: Arc<Stats>,
+    /// Cancelled when shutdown starts.
+    pub lame_duck: CancellationToken,
+    /// Cancelled when the flush allowance is over: drop everything.
+    pub hard_stop: CancellationToken,
+}
+
+const FAR: Duration = Duration::from_secs(86400 * 365);
+
+pub(crate) async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ConnCtx<H>>,
+) {
+    let cfg = &ctx.config;
+    let stats = &ctx.stats;
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = FramedRead::new(read_half, PduCodec::new(cfg.max_frame_len));
+    let max_in_flight = cfg.max_in_flight_per_connection.max(1);
+    let (tx, rx) = mpsc::channel::<Pdu>(max_in_flight + 4);
+    let mut writer = tokio::spawn(write_loop(
+        write_half,
+        rx,
+        cfg.heartbeat_interval,
+        stats.clone(),
+    ));
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut last_recv = Instant::now();
+    // Set once shutdown starts: (when the notice was sent, grace deadline).
+    let mut lame: Option<(Instant, Instant)> = None;
+
+    loop {
+        let idle_at = last_recv + cfg.idle_timeout;
+        let (quiet_at, deadline) = match lame {
+            Some((since, deadline)) => (last_recv.max(since) + cfg.shutdown_quiet, deadline),
+            None => (Instant::now() + FAR, Instant::now() + FAR),
+        };
+        let can_read = in_flight.len() < max_in_flight;
+        tokio::select! {
+            biased;
+            _ = ctx.hard_stop.cancelled() => break,
+            _ = ctx.lame_duck.cancelled(), if lame.is_none() => {
+                let now = Instant::now();
+                lame = Some((now, now + cfg.shutdown_grace));
+                tracing::debug!("sending stop-receive notice");
+                if tx.send(Pdu::stop_receive()).await.is_err() {
+                    break;
+                }
+            }
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => note_task_end(done, stats),
+            frame = reader.next(), if can_read => match frame {
+                None => {
+                    tracing::debug!("peer closed the connection");
+                    break;
+                }
+                Some(Err(e)) => {
+                    Stats::inc(&stats.framing_errors);
+                    tracing::warn!(error = %e, "framing error; closing connection");
+                    break;
+                }
+                Some(Ok(pdu)) => {
+                    last_recv = Instant::now();
+                    dispatch(pdu, peer, &ctx, &tx, &mut in_flight);
+                }
+            },
+            _ = sleep_until(idle_at), if lame.is_none() => {
+                Stats::inc(&stats.idle_closed);
+                tracing::info!(idle = ?cfg.idle_timeout, "nothing received; closing idle connection");
+                break;
+            }
+            _ = sleep_until(deadline), if lame.is_some() => break,
+            _ = sleep_until(quiet_at), if lame.is_some() && in_flight.is_empty() => break,
+        }
+    }
+
+    // Stop reading; let handlers finish and their replies be written.
+    drop(reader);
+    loop {
+        tokio::select! {
+            biased;
+            _ = ctx.hard_stop.cancelled() => {
+                in_flight.abort_all();
+                break;
+            }
+            done = in_flight.join_next() => match done {
+                Some(done) => note_task_end(done, stats),
+                None => break,
+            },
+        }
+    }
+    drop(tx);
+    tokio::select! {
+        biased;
+        _ = &mut writer => {}
+        _ = ctx.hard_stop.cancelled() => writer.abort(),
+    }
+}
+
+fn note_task_end(done: Result<(), tokio::task::JoinError>, stats: &Stats) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            Stats::inc(&stats.handler_panics);
+            tracing::error!("request handler panicked");
+        }
+    }
+}
+
+fn dispatch<H: Handler>(
+    pdu: Pdu,
+    peer: SocketAddr,
+    ctx: &Arc<ConnCtx<H>>,
+    tx: &mpsc::Sender<Pdu>,
+    in_flight: &mut JoinSet<()>,
+) {
+    let stats = &ctx.stats;
+    Stats::inc(&stats.frames_received);
+    if pdu.command_id == cid::OTHER_HEARTBEAT {
+        Stats::inc(&stats.heartbeats_received);
+        return;
+    }
+    let Some(command) = lookup(pdu.command_id) else {
+        Stats::inc(&stats.unknown_commands);
+        tracing::warn!(
+            command_id = format_args!("{:#06x}", pdu.command_id),
+            service_id = pdu.service_id,
+            seq_num = pdu.seq_num,
+            "no handler for command; dropped"
+        );
+        return;
+    };
+    Stats::inc(&stats.requests);
+    let response = command.response;
+    let name = command.name;
+    let handler = ctx.handler.clone();
+    let stats = ctx.stats.clone();
+    let tx = tx.clone();
+    let seq_num = pdu.seq_num;
+    let request = Request {
+        command_id: pdu.command_id,
+        seq_num,
+        body: pdu.body,
+        peer,
+    };
+    in_flight.spawn(async move {
+        let reply = handler.handle(request).await;
+        match (reply, response) {
+            (Some(body), Some((sid, rcid))) => {
+                if tx.send(Pdu::new(sid, rcid, seq_num, body)).await.is_err() {
+                    Stats::inc(&stats.replies_dropped);
+                    tracing::debug!(command = name, "connection gone; reply dropped");
+                }
+            }
+            (Some(_), None) => {
+                tracing::debug!(command = name, "command has no response; reply discarded");
+            }
+            (None, _) => {}
+        }
+    });
+}
+
+/// Writes queued PDUs (batched), and a heartbeat whenever nothing was sent for `heartbeat`.
+/// Ends when every sender is gone (after writing everything queued) or on a write error.
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pdu>,
+    heartbeat: Duration,
+    stats: Arc<Stats>,
+) {
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut last_send = Instant::now();
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(p) => p,
+                None => break,
+            },
+            _ = sleep_until(last_send + heartbeat) => {
+                Stats::inc(&stats.heartbeats_sent);
+                Pdu::heartbeat()
+            }
+        };
+        let mut next = Some(first);
+        let mut replies = 0u64;
+        while let Some(pdu) = next {
+            if pdu.command_id != cid::OTHER_HEARTBEAT
+                && pdu.command_id != cid::OTHER_STOP_RECV_PACKET
+            {
+                replies += 1;
+            }
+            if u32::try_from(pdu.encoded_len()).is_err() {
+                tracing::error!(
+                    len = pdu.encoded_len(),
+                    "reply too large for a PDU; dropped"
+                );
+            } else {
+                pdu.write_to(&mut buf);
+            }
+            next = if buf.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if let Err(e) = w.write_all(&buf).await {
+            tracing::debug!(error = %e, "write failed; closing");
+            return;
+        }
+        stats
+            .replies
+            .fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
+        buf.clear();
+        last_send = Instant::now();
+    }
+    let _ = w.shutdown().await;
+}
