@@ -1,34 +1,20 @@
-//! Login, push shield, user, department and signature commands through `Actions::handle`
-//! against a real MariaDB database and a private Redis.
+//! Login, push shield, user, department and signature commands end to end: a real server
+//! over TCP, a real MariaDB database and a private Redis.
+
+mod common;
 
 use bytes::Bytes;
-use dbproxy_action::{ActionSettings, Actions};
-use dbproxy_model::user::{password_hash, NewUser};
+use common::*;
+use dbproxy_model::user::password_hash;
 use dbproxy_protocol::cid;
 use dbproxy_protocol::pb::im::buddy::*;
 use dbproxy_protocol::pb::im::login::*;
 use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
-use dbproxy_testkit::TestEnv;
 use diesel_async::RunQueryDsl;
 use prost::Message;
 
-const CLIENT_MD5_123456: &str = "e10adc3949ba59abbe56e057f20f883e";
-const ATTACH: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0];
-
-fn attach() -> Option<Bytes> {
-    Some(Bytes::from_static(ATTACH))
-}
-
-async fn call<Rsp: Message + Default>(a: &Actions, cid: u16, req: &impl Message) -> Rsp {
-    let body = a
-        .handle(cid, Bytes::from(req.encode_to_vec()))
-        .await
-        .expect("a reply");
-    Rsp::decode(body).expect("reply decodes")
-}
-
-fn new_user(name: &str, salt: &str) -> NewUser {
-    NewUser {
+fn new_user(name: &str, salt: &str) -> dbproxy_model::user::NewUser {
+    dbproxy_model::user::NewUser {
         name: name.into(),
         nick: format!("{name}-nick"),
         domain: name.into(),
@@ -62,8 +48,9 @@ fn password_scheme_matches_the_spec_example() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_success_failure_lockout_and_hostile_names() {
-    let env = TestEnv::new().await;
-    let a = Actions::new(env.store.clone(), ActionSettings::default());
+    let srv = TestServer::start().await;
+    let env = &srv.env;
+    let a = srv.client().await;
     let id = env
         .store
         .users()
@@ -122,23 +109,25 @@ async fn validate_success_failure_lockout_and_hostile_names() {
         locked.result_string.as_deref(),
         Some("用户名/密码错误次数太多")
     );
-    env.cleanup().await;
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_undecodable_and_database_outage() {
-    let env = TestEnv::new().await;
-    let a = Actions::new(env.store.clone(), ActionSettings::default());
+    let srv = TestServer::start().await;
+    let env = &srv.env;
+    let a = srv.client().await;
 
     // Missing required password: the one parse failure that gets a reply (code 2).
-    let body = a
-        .handle(
+    let pdu = a
+        .call_raw(
+            7,
             cid::OTHER_VALIDATE_REQ,
             Bytes::from_static(&[0x0a, 0x01, b'a']),
         )
         .await
         .expect("code 2 reply");
-    let r = ImValidateRsp::decode(body).unwrap();
+    let r = ImValidateRsp::decode(pdu.body).unwrap();
     assert_eq!(r.result_code, 2);
     assert_eq!(r.result_string.as_deref(), Some("服务端内部错误"));
     assert!(r.attach_data.is_none());
@@ -186,13 +175,14 @@ async fn validate_undecodable_and_database_outage() {
         r.result_code, 0,
         "outage failures must not lock the account"
     );
-    env.cleanup().await;
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_shield_set_and_query() {
-    let env = TestEnv::new().await;
-    let a = Actions::new(env.store.clone(), ActionSettings::default());
+    let srv = TestServer::start().await;
+    let env = &srv.env;
+    let a = srv.client().await;
     let id = env
         .store
         .users()
@@ -222,19 +212,20 @@ async fn push_shield_set_and_query() {
             }
         );
     }
-    let q = a
-        .handle(
-            cid::LOGIN_REQ_QUERY_PUSH_SHIELD,
-            Bytes::from(
-                ImQueryPushShieldReq {
-                    user_id: id,
-                    attach_data: attach(),
-                }
-                .encode_to_vec(),
-            ),
-        )
-        .await
-        .unwrap();
+    let q = call_pdu(
+        &a,
+        cid::LOGIN_REQ_QUERY_PUSH_SHIELD,
+        &ImQueryPushShieldReq {
+            user_id: id,
+            attach_data: attach(),
+        },
+    )
+    .await;
+    assert_eq!(
+        (q.service_id, q.command_id),
+        (1, cid::LOGIN_RES_QUERY_PUSH_SHIELD)
+    );
+    let q = q.body;
     let mut expected = vec![0x08, id as u8, 0x10, 0x00, 0x18, 0x01, 0xa2, 0x01, 12];
     expected.extend_from_slice(ATTACH);
     assert_eq!(&q[..], &expected[..], "exact reply bytes");
@@ -269,13 +260,14 @@ async fn push_shield_set_and_query() {
     .await;
     assert_eq!(unknown_set.result_code, 1);
     assert_eq!(unknown_set.shield_status, None);
-    env.cleanup().await;
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_info_changed_users_and_signature() {
-    let env = TestEnv::new().await;
-    let a = Actions::new(env.store.clone(), ActionSettings::default());
+    let srv = TestServer::start().await;
+    let env = &srv.env;
+    let a = srv.client().await;
     let users = env.store.users();
     let u1 = users.insert(&new_user("u1", "1"), 1000).await.unwrap();
     let u2 = users.insert(&new_user("u2", "2"), 2000).await.unwrap();
@@ -405,13 +397,14 @@ async fn users_info_changed_users_and_signature() {
         true,
         "total_user_update written for operators"
     );
-    env.cleanup().await;
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn departments_since() {
-    let env = TestEnv::new().await;
-    let a = Actions::new(env.store.clone(), ActionSettings::default());
+    let srv = TestServer::start().await;
+    let env = &srv.env;
+    let a = srv.client().await;
     let d = env.store.departments();
     let d1 = d.insert("研发部", 0, 10, 100).await.unwrap();
     let d2 = d.insert("it's \"QA\"", d1, 5, 200).await.unwrap();
@@ -461,5 +454,5 @@ async fn departments_since() {
     .await;
     assert!(none.dept_list.is_empty());
     assert_eq!(none.latest_update_time, 300);
-    env.cleanup().await;
+    srv.stop().await;
 }
