@@ -1,7 +1,12 @@
 //! Wiring: backends → schema → actions → sync task → transport; signals; graceful shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use dbproxy_action::Actions;
+use dbproxy_model::Store;
+use dbproxy_transport::Server;
 use tokio::net::TcpStream;
 
 use crate::settings::{Loaded, Settings};
@@ -61,6 +66,9 @@ pub async fn check_reachable(s: &Settings) -> Result<(), Error> {
     let timeout = Duration::from_millis(s.limits.connect_timeout_ms);
     let mut targets: Vec<(&'static str, String, String)> = Vec::new();
     for m in [&s.mysql.master, &s.mysql.slave] {
+        if !m.socket.is_empty() {
+            continue;
+        }
         targets.push(("MariaDB", m.addr(), mariadb_hint(&m.host)));
     }
     for (_, r) in s.redis.required() {
@@ -81,17 +89,6 @@ pub async fn check_reachable(s: &Settings) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_signal() -> Result<&'static str, Error> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
 }
 
 struct PidFile(Option<std::path::PathBuf>);
@@ -115,6 +112,20 @@ impl Drop for PidFile {
     }
 }
 
+/// Implements the transport's [`Handler`](dbproxy_transport::Handler) with the action layer.
+#[derive(Clone)]
+pub struct ActionHandler(pub Actions);
+
+impl dbproxy_transport::Handler for ActionHandler {
+    fn handle(
+        &self,
+        request: dbproxy_transport::Request,
+    ) -> impl std::future::Future<Output = Option<Bytes>> + Send {
+        let actions = self.0.clone();
+        async move { actions.handle(request.command_id, request.body).await }
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT and the graceful shutdown are done.
 pub async fn run(loaded: Loaded) -> Result<(), Error> {
     let s = &loaded.settings;
@@ -125,9 +136,50 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         "db-proxy {} starting",
         env!("CARGO_PKG_VERSION")
     );
+    let startup = |e: &dyn std::fmt::Display| Error::Startup(e.to_string());
+    let store_cfg = s.store_config().map_err(|e| startup(&e))?;
+    let action_cfg = s.action_settings().map_err(|e| startup(&e))?;
+    let server_cfg = s.server_config().map_err(|e| startup(&e))?;
+
     check_reachable(s).await?;
+    let store = Store::connect(&store_cfg).await.map_err(|e| {
+        Error::Startup(format!(
+            "cannot connect the backends ({e}): check mysql.*/redis.* in the config; \
+             `cargo xtask db-setup` creates the database and user"
+        ))
+    })?;
+    dbproxy_model::schema::migrate(&store)
+        .await
+        .map_err(|e| Error::Startup(format!("schema migration failed: {e}")))?;
+    let actions = Actions::new(store, action_cfg);
+    let server = Server::bind(server_cfg, Arc::new(ActionHandler(actions)))
+        .await
+        .map_err(|e| startup(&e))?;
     let _pid = PidFile::write(&s.server.pid_file)?;
-    let sig = wait_for_signal().await?;
-    tracing::info!("{sig} received, shutting down");
+    tracing::info!(addrs = ?server.local_addrs(), "db-proxy ready");
+
+    let signals = signal_stream()?;
+    server
+        .run(async move {
+            let sig = signals.await;
+            tracing::info!("{sig} received: sending stop notice, draining");
+        })
+        .await
+        .map_err(|e| startup(&e))?;
+    tracing::info!("db-proxy stopped");
     Ok(())
+}
+
+/// Installs SIGTERM/SIGINT handlers now (so an early signal is not lost) and returns a future
+/// that completes on the first of them.
+fn signal_stream() -> Result<impl std::future::Future<Output = &'static str>, Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }

@@ -14,7 +14,8 @@ pub fn init(log: &LogSettings) -> bool {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match log.format {
         LogFormat::Json => builder.json().try_init().is_ok(),
         LogFormat::Text => builder.try_init().is_ok(),

@@ -79,6 +79,8 @@ pub struct MysqlInstance {
     pub password: String,
     /// Pool upper bound.
     pub max_connections: i64,
+    /// Unix socket path; when non-empty it is used instead of host/port.
+    pub socket: String,
 }
 
 /// `[redis]`.
@@ -182,6 +184,7 @@ impl Default for MysqlInstance {
             user: "dbproxy".into(),
             password: "dbproxy".into(),
             max_connections: 16,
+            socket: String::new(),
         }
     }
 }
@@ -574,6 +577,119 @@ impl fmt::Display for SourceKind {
             SourceKind::Toml => "TOML",
             SourceKind::Legacy => "dbproxyserver.conf (original format)",
             SourceKind::Defaults => "built-in defaults",
+        })
+    }
+}
+
+/// A settings value that validation should have caught but cannot be converted.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid config: {key}: {msg}")]
+pub struct ConvertError {
+    key: String,
+    msg: String,
+}
+
+fn conv<T: TryFrom<i64>>(key: &str, v: i64) -> Result<T, ConvertError> {
+    T::try_from(v).map_err(|_| ConvertError {
+        key: key.to_owned(),
+        msg: format!("{v} is out of range"),
+    })
+}
+
+fn mysql_config(role: &str, m: &MysqlInstance) -> Result<dbproxy_model::MysqlConfig, ConvertError> {
+    Ok(dbproxy_model::MysqlConfig {
+        host: m.host.clone(),
+        port: conv(&format!("mysql.{role}.port"), m.port)?,
+        database: m.database.clone(),
+        user: m.user.clone(),
+        password: m.password.clone(),
+        max_connections: conv(&format!("mysql.{role}.max_connections"), m.max_connections)?,
+        socket: Some(m.socket.clone()).filter(|s| !s.is_empty()),
+    })
+}
+
+fn redis_config(name: &str, r: &RedisInstance) -> Result<dbproxy_model::RedisConfig, ConvertError> {
+    Ok(dbproxy_model::RedisConfig {
+        host: r.host.clone(),
+        port: conv(&format!("redis.{name}.port"), r.port)?,
+        db: conv(&format!("redis.{name}.db"), r.db)?,
+        max_connections: conv(&format!("redis.{name}.max_connections"), r.max_connections)?,
+    })
+}
+
+impl Settings {
+    /// Backend settings of the model crate.
+    pub fn store_config(&self) -> Result<dbproxy_model::StoreConfig, ConvertError> {
+        let l = &self.limits;
+        let ms = std::time::Duration::from_millis;
+        let r = &self.redis;
+        Ok(dbproxy_model::StoreConfig {
+            master: mysql_config("master", &self.mysql.master)?,
+            slave: mysql_config("slave", &self.mysql.slave)?,
+            unread: redis_config("unread", &r.unread)?,
+            group_set: redis_config("group_set", &r.group_set)?,
+            token: redis_config("token", &r.token)?,
+            group_member: redis_config("group_member", &r.group_member)?,
+            msfs_url: self.server.msfs_url.clone(),
+            timeouts: dbproxy_model::Timeouts {
+                connect: ms(l.connect_timeout_ms),
+                pool_wait: ms(l.mysql_pool_wait_ms),
+                statement: ms(l.mysql_timeout_ms),
+                redis_command: ms(l.redis_timeout_ms),
+                msfs_upload: ms(l.msfs_timeout_ms),
+                msfs_download: ms(l.msfs_timeout_ms),
+            },
+        })
+    }
+
+    /// Settings of the action layer (AES key; lockout and sync timings keep their defaults).
+    pub fn action_settings(&self) -> Result<dbproxy_action::ActionSettings, ConvertError> {
+        let aes_key: [u8; 32] =
+            self.server
+                .aes_key
+                .as_bytes()
+                .try_into()
+                .map_err(|_| ConvertError {
+                    key: "server.aes_key".into(),
+                    msg: "must be exactly 32 bytes".into(),
+                })?;
+        Ok(dbproxy_action::ActionSettings {
+            aes_key,
+            ..dbproxy_action::ActionSettings::default()
+        })
+    }
+
+    /// Listener settings of the transport crate.
+    pub fn server_config(&self) -> Result<dbproxy_transport::ServerConfig, ConvertError> {
+        let port: u16 = conv("server.port", self.server.port)?;
+        let mut listen = Vec::new();
+        for a in &self.server.listen {
+            let ip: IpAddr = a.parse().map_err(|_| ConvertError {
+                key: "server.listen".into(),
+                msg: format!("`{a}` is not an IP address"),
+            })?;
+            listen.push(std::net::SocketAddr::new(ip, port));
+        }
+        let l = &self.limits;
+        let usize_of = |key: &str, v: u64| {
+            usize::try_from(v).map_err(|_| ConvertError {
+                key: key.into(),
+                msg: format!("{v} is out of range"),
+            })
+        };
+        let ms = std::time::Duration::from_millis;
+        Ok(dbproxy_transport::ServerConfig {
+            listen,
+            max_frame_len: usize_of("limits.max_frame_bytes", l.max_frame_bytes)?,
+            max_connections: usize_of("limits.max_connections", l.max_connections)?,
+            max_in_flight_per_connection: usize_of(
+                "limits.max_in_flight_per_connection",
+                l.max_in_flight_per_connection,
+            )?,
+            heartbeat_interval: ms(l.heartbeat_ms),
+            idle_timeout: ms(l.idle_timeout_ms),
+            shutdown_grace: ms(l.shutdown_grace_ms),
+            ..dbproxy_transport::ServerConfig::default()
         })
     }
 }

@@ -1,0 +1,135 @@
+//! The real binary against a testkit database + private redis: answer a request, then on
+//! SIGTERM send the exact 0x0702 stop notice and exit 0 within the grace.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dbproxy_testkit::TestEnv;
+
+/// protocol.md §2.2: stop-receive notice.
+const STOP_NOTICE: [u8; 18] = [
+    0x00, 0x00, 0x00, 0x12, 0x00, 0x01, 0x00, 0x00, 0x00, 0x07, 0x07, 0x02, 0x00, 0x00, 0x00, 0x00,
+    0x08, 0x00,
+];
+
+/// protocol.md §2.2: validate request (seq 7, user alice, md5hex("123456"), 12-byte attach).
+fn validate_request() -> Vec<u8> {
+    let mut v = vec![
+        0x00, 0x00, 0x00, 0x48, 0x00, 0x01, 0x00, 0x00, 0x00, 0x07, 0x07, 0x03, 0x00, 0x07, 0x00,
+        0x00,
+    ];
+    v.extend_from_slice(&[0x0a, 0x05]);
+    v.extend_from_slice(b"alice");
+    v.extend_from_slice(&[0x12, 0x20]);
+    v.extend_from_slice(b"e10adc3949ba59abbe56e057f20f883e");
+    v.extend_from_slice(&[
+        0xa2, 0x01, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00,
+    ]);
+    v
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = [0u8; 16];
+    s.read_exact(&mut head).unwrap();
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut frame = head.to_vec();
+    frame.resize(len, 0);
+    s.read_exact(&mut frame[16..]).unwrap();
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_stop_notice_and_exits_zero() {
+    let env = TestEnv::new().await;
+    let m = &env.config.master;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("db-proxy.toml");
+    let mysql = |role: &str| {
+        format!(
+            "[mysql.{role}]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nsocket = \"{}\"\n",
+            m.host,
+            m.port,
+            m.database,
+            m.user,
+            m.password,
+            m.socket.clone().unwrap_or_default()
+        )
+    };
+    let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = 2\n{}{}{}{}{}{}[limits]\nshutdown_grace_ms = 2000\n",
+        mysql("master"),
+        mysql("slave"),
+        redis("unread"),
+        redis("group_set"),
+        redis("token"),
+        redis("group_member"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_db-proxy"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("db-proxy exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "db-proxy did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+
+    // A request is answered (no such user: failure reply, seq echoed).
+    stream.write_all(&validate_request()).unwrap();
+    let reply = read_frame(&mut stream);
+    assert_eq!(
+        &reply[8..12],
+        &[0x00, 0x07, 0x07, 0x04],
+        "sid/cid: {reply:02x?}"
+    );
+    assert_eq!(&reply[12..14], &[0x00, 0x07], "seq echoed");
+
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let notice = read_frame(&mut stream);
+    assert_eq!(notice, STOP_NOTICE);
+
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(2 + 3) {
+            let _ = child.kill();
+            panic!("db-proxy did not exit within the grace");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    env.cleanup().await;
+}
