@@ -14,9 +14,14 @@ pub mod store;
 pub use cache::{Cache, Script, ScriptValue};
 pub use config::{MysqlConfig, RedisConfig, StoreConfig, Timeouts};
 pub use error::{Error, MysqlResultExt, Result};
-pub use store::{DbConn, DbWork, Store};
+pub use store::{unix_now, Db, DbConn, DbWork, Store};
 
 pub mod department;
+pub mod message;
+pub mod named_lock;
+pub mod relation;
+pub mod session;
 pub mod sync_state;
 pub mod tables;
+pub mod unread;
 pub mod user;

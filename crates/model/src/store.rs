@@ -39,6 +39,23 @@ where
     type Fut = Fut;
 }
 
+/// Which MySQL pool a read goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// `teamtalk_master`: writes, and reads that must see a write just made (Q-D06).
+    Master,
+    /// `teamtalk_slave`: plain reads.
+    Slave,
+}
+
+/// Current unix time in seconds (0 if the clock is before 1970, saturating at u32::MAX).
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
 struct Inner {
     master: MysqlPool,
     slave: MysqlPool,
@@ -198,6 +215,19 @@ impl Store {
             work,
         )
         .await
+    }
+
+    /// Run `work` on the pool chosen by `db`.
+    pub async fn on<R, F>(&self, db: Db, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        let (pool, name) = match db {
+            Db::Master => (&self.inner.master, "master"),
+            Db::Slave => (&self.inner.slave, "slave"),
+        };
+        run(pool, name, &self.inner.timeouts, false, work).await
     }
 
     /// Run `work` inside one transaction on a master connection: committed when it returns

@@ -1,0 +1,578 @@
+//! Single and group messages: id allocation, storage, lists and lookups
+//! (behaviour.md §10.5, §11.10, §11.13–§11.15; quirks Q-M03–Q-M05, Q-D07).
+//!
+//! Tables: `IMMessage_<relateId % 8>`, `IMGroupMessage_<groupId % 8>` (static per-shard
+//! SQL, see [`crate::shard`]), `IMRecentSession.updated` and `IMGroup.lastChated` (bumped
+//! in the same transaction as the insert). Redis (`unread` instance): counters
+//! `msg_id_<relateId>` and `group_msg_id_<G>`.
+//!
+//! Content is handled as raw bytes (`msg_data` is stored verbatim; the column is
+//! utf8mb4, so non-UTF-8 data makes the insert fail as in the original).
+
+use diesel::mysql::Mysql;
+use diesel::sql_types::{BigInt, Binary, Integer, Nullable, TinyInt, Unsigned};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+
+use crate::cache::Script;
+use crate::error::{Error, MysqlResultExt, Result};
+use crate::session;
+use crate::shard::shard_of;
+use crate::shard_sql;
+use crate::store::{DbConn, Store};
+
+/// Maximum rows of a by-id lookup (§11.15).
+pub const BY_ID_LIMIT: usize = 100;
+
+/// One row of `IMMessage_N` (NULL content read as empty, Q-D03).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct SingleMessage {
+    /// Row id (tie-breaker of the ordering).
+    #[diesel(sql_type = Integer)]
+    pub id: i32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "relateId")]
+    pub relate_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "fromId")]
+    pub from_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "toId")]
+    pub to_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "msgId")]
+    pub msg_id: u32,
+    #[diesel(sql_type = Nullable<Binary>)]
+    #[diesel(deserialize_as = NullableBytes)]
+    pub content: Vec<u8>,
+    /// MsgType: 1 text, 2 audio.
+    #[diesel(sql_type = Unsigned<TinyInt>)]
+    #[diesel(column_name = "type")]
+    pub kind: u8,
+    #[diesel(sql_type = Unsigned<TinyInt>)]
+    pub status: u8,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    pub created: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    pub updated: u32,
+}
+
+/// One row of `IMGroupMessage_N`.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct GroupMessage {
+    #[diesel(sql_type = Integer)]
+    pub id: i32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "groupId")]
+    pub group_id: u32,
+    /// Sender.
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "userId")]
+    pub from_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "msgId")]
+    pub msg_id: u32,
+    #[diesel(sql_type = Binary)]
+    pub content: Vec<u8>,
+    /// MsgType: 0x11 group text, 0x12 group audio.
+    #[diesel(sql_type = Unsigned<TinyInt>)]
+    #[diesel(column_name = "type")]
+    pub kind: u8,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    pub status: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    pub created: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    pub updated: u32,
+}
+
+/// `Option<Vec<u8>>` column read as empty bytes when NULL.
+#[derive(Debug)]
+pub struct NullableBytes(Option<Vec<u8>>);
+
+impl From<NullableBytes> for Vec<u8> {
+    fn from(v: NullableBytes) -> Self {
+        v.0.unwrap_or_default()
+    }
+}
+
+impl diesel::deserialize::FromSql<Nullable<Binary>, Mysql> for NullableBytes {
+    fn from_sql(bytes: diesel::mysql::MysqlValue<'_>) -> diesel::deserialize::Result<Self> {
+        <Vec<u8> as diesel::deserialize::FromSql<Binary, Mysql>>::from_sql(bytes)
+            .map(|v| NullableBytes(Some(v)))
+    }
+    fn from_nullable_sql(
+        bytes: Option<diesel::mysql::MysqlValue<'_>>,
+    ) -> diesel::deserialize::Result<Self> {
+        match bytes {
+            Some(b) => Self::from_sql(b),
+            None => Ok(NullableBytes(None)),
+        }
+    }
+}
+
+impl diesel::deserialize::Queryable<Nullable<Binary>, Mysql> for NullableBytes {
+    type Row = Self;
+    fn build(row: Self) -> diesel::deserialize::Result<Self> {
+        Ok(row)
+    }
+}
+
+/// A single-chat message to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSingleMessage<'a> {
+    pub relate_id: u32,
+    pub from_id: u32,
+    pub to_id: u32,
+    pub msg_id: u32,
+    pub content: &'a [u8],
+    pub kind: u8,
+    /// `create_time` of the request (stored as created and updated, Q-M07).
+    pub created: u32,
+}
+
+/// A group message to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewGroupMessage<'a> {
+    pub group_id: u32,
+    pub from_id: u32,
+    pub msg_id: u32,
+    pub content: &'a [u8],
+    pub kind: u8,
+    pub created: u32,
+}
+
+/// Newest visible message of a conversation (§10.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newest {
+    pub msg_id: u32,
+    pub kind: u8,
+    /// Sender for group messages; the stored fromId for single messages.
+    pub from_id: u32,
+    pub content: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct NewestRow {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "msgId")]
+    msg_id: u32,
+    #[diesel(sql_type = Unsigned<TinyInt>)]
+    #[diesel(column_name = "type")]
+    kind: u8,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "fromId")]
+    from_id: u32,
+    #[diesel(sql_type = Nullable<Binary>)]
+    #[diesel(deserialize_as = NullableBytes)]
+    content: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct MaxRow {
+    #[diesel(sql_type = Unsigned<BigInt>)]
+    v: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Id allocation (Q-M04, Q-M05)
+
+/// Redis key of the single-chat counter.
+pub fn single_counter_key(relate_id: u32) -> String {
+    format!("msg_id_{relate_id}")
+}
+
+/// Redis key of the group counter.
+pub fn group_counter_key(group_id: u32) -> String {
+    format!("group_msg_id_{group_id}")
+}
+
+/// INCRBY 1 only when the counter exists; nil otherwise.
+const INCR_IF_EXISTS: Script = Script {
+    name: "msg_id incr_if_exists",
+    source: "if redis.call('EXISTS', KEYS[1]) == 1 then \
+               return redis.call('INCRBY', KEYS[1], 1) \
+             end \
+             return false",
+};
+
+/// Raise the counter to at least ARGV[1] (seed from MySQL), then INCRBY 1.
+const SEED_AND_INCR: Script = Script {
+    name: "msg_id seed_and_incr",
+    source: "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1 \
+             local seed = tonumber(ARGV[1]) \
+             if cur < seed then redis.call('SET', KEYS[1], ARGV[1]) end \
+             return redis.call('INCRBY', KEYS[1], 1)",
+};
+
+const MAX_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT CAST(COALESCE(MAX(msgId), 0) AS UNSIGNED) AS v FROM ",
+    " WHERE relateId = ?"
+);
+const MAX_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "SELECT CAST(COALESCE(MAX(msgId), 0) AS UNSIGNED) AS v FROM ",
+    " WHERE groupId = ?"
+);
+
+async fn allocate(store: &Store, key: String, max_sql: &'static str, id: u32) -> Result<u32> {
+    let cache = store.unread();
+    let keys = [key];
+    let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
+    if v.is_none() {
+        // Counter lost (or never created): seed from the highest stored msgId (master).
+        let max: MaxRow = store
+            .master(async |c| {
+                diesel::sql_query(max_sql)
+                    .bind::<Unsigned<Integer>, _>(id)
+                    .get_result(c)
+                    .await
+                    .ctx("MAX(msgId)")
+            })
+            .await?;
+        v = cache
+            .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
+            .await?
+            .as_i64();
+    }
+    match v {
+        Some(n) if n > 0 && n <= i64::from(u32::MAX) => Ok(n as u32),
+        other => Err(Error::Redis {
+            context: format!("allocate {}", keys[0]),
+            message: format!("counter out of range: {other:?}"),
+        }),
+    }
+}
+
+/// Next msgId of the pair `relate_id`: INCRBY `msg_id_<R>`; when the key is missing it is
+/// first raised to MAX(msgId) of `IMMessage_<R % 8>` for R (master). Never returns 0 or
+/// a wrapped value (errors instead, Q-M04).
+pub async fn allocate_single(store: &Store, relate_id: u32) -> Result<u32> {
+    allocate(
+        store,
+        single_counter_key(relate_id),
+        MAX_SINGLE[shard_of(relate_id)],
+        relate_id,
+    )
+    .await
+}
+
+/// Next msgId of group `group_id` (`group_msg_id_<G>`, seeded from `IMGroupMessage_<G % 8>`).
+pub async fn allocate_group(store: &Store, group_id: u32) -> Result<u32> {
+    allocate(
+        store,
+        group_counter_key(group_id),
+        MAX_GROUP[shard_of(group_id)],
+        group_id,
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage
+
+const INSERT_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "INSERT INTO ",
+    " (relateId, fromId, toId, msgId, content, status, type, created, updated) \
+     VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)"
+);
+const INSERT_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "INSERT INTO ",
+    " (groupId, userId, msgId, content, type, status, updated, created) \
+     VALUES (?, ?, ?, ?, ?, 0, ?, ?)"
+);
+
+async fn bump_sessions(c: &mut DbConn, sessions: &[u32], t: u32) -> Result<()> {
+    for &s in sessions.iter().filter(|&&s| s != 0) {
+        session::update_on(c, s, t).await?;
+    }
+    Ok(())
+}
+
+/// Store a single message and bump `IMRecentSession.updated = session_time` of the given
+/// session ids (0s ignored) in ONE master transaction: either all is written or nothing.
+/// Writes `IMMessage_<relate_id % 8>` and `IMRecentSession`.
+pub async fn store_single(
+    store: &Store,
+    m: &NewSingleMessage<'_>,
+    sessions: &[u32],
+    session_time: u32,
+) -> Result<()> {
+    let sql = INSERT_SINGLE[shard_of(m.relate_id)];
+    store
+        .master_tx(async |c| {
+            diesel::sql_query(sql)
+                .bind::<Unsigned<Integer>, _>(m.relate_id)
+                .bind::<Unsigned<Integer>, _>(m.from_id)
+                .bind::<Unsigned<Integer>, _>(m.to_id)
+                .bind::<Unsigned<Integer>, _>(m.msg_id)
+                .bind::<Binary, _>(m.content)
+                .bind::<Unsigned<TinyInt>, _>(m.kind)
+                .bind::<Unsigned<Integer>, _>(m.created)
+                .bind::<Unsigned<Integer>, _>(m.created)
+                .execute(c)
+                .await
+                .ctx("IMMessage insert")?;
+            bump_sessions(c, sessions, session_time).await
+        })
+        .await
+}
+
+/// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
+/// session ids to `session_time`, in ONE master transaction.
+/// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`.
+pub async fn store_group(
+    store: &Store,
+    m: &NewGroupMessage<'_>,
+    now: u32,
+    sessions: &[u32],
+    session_time: u32,
+) -> Result<()> {
+    let sql = INSERT_GROUP[shard_of(m.group_id)];
+    store
+        .master_tx(async |c| {
+            diesel::sql_query(sql)
+                .bind::<Unsigned<Integer>, _>(m.group_id)
+                .bind::<Unsigned<Integer>, _>(m.from_id)
+                .bind::<Unsigned<Integer>, _>(m.msg_id)
+                .bind::<Binary, _>(m.content)
+                .bind::<Unsigned<TinyInt>, _>(m.kind)
+                .bind::<Unsigned<Integer>, _>(m.created)
+                .bind::<Unsigned<Integer>, _>(m.created)
+                .execute(c)
+                .await
+                .ctx("IMGroupMessage insert")?;
+            diesel::sql_query("UPDATE IMGroup SET lastChated = ? WHERE id = ?")
+                .bind::<Unsigned<Integer>, _>(now)
+                .bind::<Unsigned<Integer>, _>(m.group_id)
+                .execute(c)
+                .await
+                .ctx("IMGroup lastChated")?;
+            bump_sessions(c, sessions, session_time).await
+        })
+        .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads (slave)
+
+const SINGLE_COLS: &str =
+    "id, relateId, fromId, toId, msgId, content, type, status, created, updated";
+
+const LIST_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT id, relateId, fromId, toId, msgId, content, type, status, created, updated FROM ",
+    " FORCE INDEX (idx_relateId_status_created) WHERE relateId = ? AND status = 0 \
+     AND (? = 0 OR msgId <= ?) ORDER BY created DESC, id DESC LIMIT ?"
+);
+const LIST_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "SELECT id, groupId, userId, msgId, content, type, status, created, updated FROM ",
+    " WHERE groupId = ? AND status = 0 AND created >= ? \
+     AND (? = 0 OR msgId <= ?) ORDER BY created DESC, id DESC LIMIT ?"
+);
+
+/// Message list of a pair (§11.13): status 0, `msgId <= begin` when begin ≠ 0, newest
+/// first (created desc, id desc — Q-D07), at most `count` rows (uncapped, Q-D09; 0 →
+/// empty). Reads `IMMessage_<relate_id % 8>` on slave with FORCE INDEX
+/// (idx_relateId_status_created).
+pub async fn list_single(
+    store: &Store,
+    relate_id: u32,
+    begin: u32,
+    count: u32,
+) -> Result<Vec<SingleMessage>> {
+    if count == 0 || relate_id == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = LIST_SINGLE[shard_of(relate_id)];
+    store
+        .slave(async |c| {
+            diesel::sql_query(sql)
+                .bind::<Unsigned<Integer>, _>(relate_id)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(count)
+                .load(c)
+                .await
+                .ctx("IMMessage list")
+        })
+        .await
+}
+
+/// Message list of a group for a member who joined at `join_time` (§11.13): status 0,
+/// `created >= join_time`, `msgId <= begin` when begin ≠ 0, newest first, at most
+/// `count`. Reads `IMGroupMessage_<group_id % 8>` on slave. Membership is the caller's job.
+pub async fn list_group(
+    store: &Store,
+    group_id: u32,
+    join_time: u32,
+    begin: u32,
+    count: u32,
+) -> Result<Vec<GroupMessage>> {
+    if count == 0 || group_id == 0 {
+        return Ok(Vec::new());
+    }
+    let sql = LIST_GROUP[shard_of(group_id)];
+    store
+        .slave(async |c| {
+            diesel::sql_query(sql)
+                .bind::<Unsigned<Integer>, _>(group_id)
+                .bind::<Unsigned<Integer>, _>(join_time)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(count)
+                .load(c)
+                .await
+                .ctx("IMGroupMessage list")
+        })
+        .await
+}
+
+fn dedup_ids(ids: &[u32]) -> Vec<u32> {
+    let mut v: Vec<u32> = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `?, ?, ?` with `n` placeholders (only the count comes from input, never a value).
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Messages of a pair by msgId (§11.15): status 0, `msgId IN ids`, newest first, at most
+/// 100. Empty `ids` → empty. Reads `IMMessage_<relate_id % 8>` on slave.
+pub async fn by_ids_single(
+    store: &Store,
+    relate_id: u32,
+    ids: &[u32],
+) -> Result<Vec<SingleMessage>> {
+    let ids = dedup_ids(ids);
+    if ids.is_empty() || relate_id == 0 {
+        return Ok(Vec::new());
+    }
+    let table = crate::shard::message_table(relate_id);
+    let sql = format!(
+        "SELECT {SINGLE_COLS} FROM {table} WHERE relateId = ? AND status = 0 AND msgId IN ({}) \
+         ORDER BY created DESC, id DESC LIMIT {BY_ID_LIMIT}",
+        placeholders(ids.len())
+    );
+    store
+        .slave(async |c| {
+            let mut q = diesel::sql_query(sql.as_str())
+                .into_boxed::<Mysql>()
+                .bind::<Unsigned<Integer>, _>(relate_id);
+            for id in &ids {
+                q = q.bind::<Unsigned<Integer>, _>(*id);
+            }
+            q.load(c).await.ctx("IMMessage by ids")
+        })
+        .await
+}
+
+/// Group messages by msgId for a member who joined at `join_time` (§11.15): status 0,
+/// `created >= join_time`, newest first, at most 100. Reads `IMGroupMessage_<G % 8>` on slave.
+pub async fn by_ids_group(
+    store: &Store,
+    group_id: u32,
+    join_time: u32,
+    ids: &[u32],
+) -> Result<Vec<GroupMessage>> {
+    let ids = dedup_ids(ids);
+    if ids.is_empty() || group_id == 0 {
+        return Ok(Vec::new());
+    }
+    let table = crate::shard::group_message_table(group_id);
+    let sql = format!(
+        "SELECT id, groupId, userId, msgId, content, type, status, created, updated FROM {table} \
+         WHERE groupId = ? AND msgId IN ({}) AND status = 0 AND created >= ? \
+         ORDER BY created DESC, id DESC LIMIT {BY_ID_LIMIT}",
+        placeholders(ids.len())
+    );
+    store
+        .slave(async |c| {
+            let mut q = diesel::sql_query(sql.as_str())
+                .into_boxed::<Mysql>()
+                .bind::<Unsigned<Integer>, _>(group_id);
+            for id in &ids {
+                q = q.bind::<Unsigned<Integer>, _>(*id);
+            }
+            q.bind::<Unsigned<Integer>, _>(join_time)
+                .load(c)
+                .await
+                .ctx("IMGroupMessage by ids")
+        })
+        .await
+}
+
+const NEWEST_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT msgId, type, fromId, content FROM ",
+    " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
+);
+const NEWEST_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "SELECT msgId, type, userId AS fromId, content FROM ",
+    " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
+);
+
+async fn newest(
+    store: &Store,
+    sql: &'static str,
+    id: u32,
+    what: &'static str,
+) -> Result<Option<Newest>> {
+    if id == 0 {
+        return Ok(None);
+    }
+    let rows: Vec<NewestRow> = store
+        .slave(async |c| {
+            diesel::sql_query(sql)
+                .bind::<Unsigned<Integer>, _>(id)
+                .load(c)
+                .await
+                .ctx(what)
+        })
+        .await?;
+    Ok(rows.into_iter().next().map(|r| Newest {
+        msg_id: r.msg_id,
+        kind: r.kind,
+        from_id: r.from_id,
+        content: r.content,
+    }))
+}
+
+/// Newest visible message of the pair `relate_id` (§10.5; the voice placeholder is the
+/// caller's job). Reads `IMMessage_<relate_id % 8>` on slave.
+pub async fn newest_single(store: &Store, relate_id: u32) -> Result<Option<Newest>> {
+    newest(
+        store,
+        NEWEST_SINGLE[shard_of(relate_id)],
+        relate_id,
+        "IMMessage newest",
+    )
+    .await
+}
+
+/// Newest visible message of group `group_id` (no join-time filter, Q-M12).
+/// Reads `IMGroupMessage_<group_id % 8>` on slave.
+pub async fn newest_group(store: &Store, group_id: u32) -> Result<Option<Newest>> {
+    newest(
+        store,
+        NEWEST_GROUP[shard_of(group_id)],
+        group_id,
+        "IMGroupMessage newest",
+    )
+    .await
+}

@@ -1,0 +1,125 @@
+//! IMRelationShip: the user pair → relateId mapping (behaviour.md §10.1).
+//!
+//! Reads/writes table `IMRelationShip` (columns smallId, bigId, status, created, updated)
+//! and, when a relation row is first inserted, Redis `unread` key `msg_id_<relateId>`
+//! (set to `0` only if absent).
+
+use diesel::sql_types::{Integer, Unsigned};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+
+use crate::error::{MysqlResultExt, Result};
+use crate::named_lock::with_lock;
+use crate::store::{unix_now, Db, DbConn, Store};
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
+fn pair(a: u32, b: u32) -> Option<(u32, u32)> {
+    if a == 0 || b == 0 {
+        None
+    } else {
+        Some((a.min(b), a.max(b)))
+    }
+}
+
+fn to_id(id: i32) -> Option<u32> {
+    u32::try_from(id).ok().filter(|&v| v != 0)
+}
+
+/// Redis key of the per-pair message id counter.
+pub fn msg_id_key(relate_id: u32) -> String {
+    format!("msg_id_{relate_id}")
+}
+
+/// Active relation id (status 0) of the pair {a, b}; `None` when a or b is 0 or no
+/// row exists. Several rows → the newest (highest id) wins ("last row" of the original).
+/// Reads `IMRelationShip` on `db`.
+pub async fn find(store: &Store, db: Db, a: u32, b: u32) -> Result<Option<u32>> {
+    let Some((small, big)) = pair(a, b) else {
+        return Ok(None);
+    };
+    let row: Option<IdRow> = store
+        .on(db, async |c| {
+            diesel::sql_query(
+                "SELECT id FROM IMRelationShip WHERE smallId = ? AND bigId = ? AND status = 0 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind::<Unsigned<Integer>, _>(small)
+            .bind::<Unsigned<Integer>, _>(big)
+            .get_results::<IdRow>(c)
+            .await
+            .map(|mut v| v.pop())
+            .ctx("IMRelationShip find")
+        })
+        .await?;
+    Ok(row.and_then(|r| to_id(r.id)))
+}
+
+/// Relation id of {a, b}, creating or reactivating it when needed (§10.1 with Q-D04,
+/// Q-D05, Q-D06 fixed). Concurrency-safe without UNIQUE keys: creation is serialised by
+/// the advisory lock `dbproxy_rel_<small>_<big>` and re-checked on master.
+///
+/// Reads `IMRelationShip` (slave fast path, then master); writes on master either
+/// `status = 0, updated = now` on the first existing row (any status) or a new row
+/// (small, big, 0, now, now). After an insert: SET NX `msg_id_<id>` `0` (unread instance;
+/// a Redis failure there is logged, not returned).
+pub async fn get_or_create(store: &Store, a: u32, b: u32) -> Result<Option<u32>> {
+    let Some((small, big)) = pair(a, b) else {
+        return Ok(None);
+    };
+    if let Some(id) = find(store, Db::Slave, a, b).await? {
+        return Ok(Some(id));
+    }
+    let lock = format!("dbproxy_rel_{small}_{big}");
+    let (id, inserted) = store
+        .master(async |c| {
+            with_lock(c, &lock, async |c: &mut DbConn| {
+                create_locked(c, small, big).await
+            })
+            .await
+        })
+        .await?;
+    if inserted {
+        if let Err(e) = store.unread().set_nx(&msg_id_key(id), "0").await {
+            tracing::warn!(relate_id = id, error = %e, "SET NX msg_id key failed");
+        }
+    }
+    Ok(Some(id))
+}
+
+async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, bool)> {
+    let now = unix_now();
+    let existing: Vec<IdRow> = diesel::sql_query(
+        "SELECT id FROM IMRelationShip WHERE smallId = ? AND bigId = ? ORDER BY id ASC LIMIT 1",
+    )
+    .bind::<Unsigned<Integer>, _>(small)
+    .bind::<Unsigned<Integer>, _>(big)
+    .load(c)
+    .await
+    .ctx("IMRelationShip find (master)")?;
+    if let Some(id) = existing.into_iter().next().and_then(|r| to_id(r.id)) {
+        diesel::sql_query("UPDATE IMRelationShip SET status = 0, updated = ? WHERE id = ?")
+            .bind::<Unsigned<Integer>, _>(now)
+            .bind::<Unsigned<Integer>, _>(id)
+            .execute(c)
+            .await
+            .ctx("IMRelationShip reactivate")?;
+        return Ok((id, false));
+    }
+    diesel::sql_query(
+        "INSERT INTO IMRelationShip (smallId, bigId, status, created, updated) VALUES (?, ?, 0, ?, ?)",
+    )
+    .bind::<Unsigned<Integer>, _>(small)
+    .bind::<Unsigned<Integer>, _>(big)
+    .bind::<Unsigned<Integer>, _>(now)
+    .bind::<Unsigned<Integer>, _>(now)
+    .execute(c)
+    .await
+    .ctx("IMRelationShip insert")?;
+    let id = crate::named_lock::last_insert_id(c).await?;
+    Ok((id, true))
+}

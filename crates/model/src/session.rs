@@ -1,0 +1,231 @@
+//! IMRecentSession: per-user conversation list (behaviour.md §10.2–§10.4, §11.4).
+//!
+//! Reads/writes table `IMRecentSession` only (userId, peerId, type, status, created,
+//! updated). Session type 1 = single, 2 = group.
+
+use diesel::sql_types::{Integer, Nullable, TinyInt, Unsigned};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+
+use crate::error::{MysqlResultExt, Result};
+use crate::named_lock::{last_insert_id, with_lock};
+use crate::store::{unix_now, Db, DbConn, Store};
+
+/// Session type: single chat.
+pub const SINGLE: u8 = 1;
+/// Session type: group chat.
+pub const GROUP: u8 = 2;
+
+/// Maximum rows returned by [`recent`].
+pub const RECENT_LIMIT: u32 = 100;
+
+/// One IMRecentSession row (NULL type/status read as 0, Q-D03).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: u32,
+    pub user_id: u32,
+    pub peer_id: u32,
+    /// 1 single, 2 group (other values may exist in old data).
+    pub kind: u8,
+    /// 0 visible, 1 deleted by the owner.
+    pub status: u8,
+    pub created: u32,
+    pub updated: u32,
+}
+
+#[derive(QueryableByName)]
+struct SessionRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "userId")]
+    user_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "peerId")]
+    peer_id: u32,
+    #[diesel(sql_type = Nullable<Unsigned<TinyInt>>)]
+    #[diesel(column_name = "type")]
+    kind: Option<u8>,
+    #[diesel(sql_type = Nullable<Unsigned<TinyInt>>)]
+    status: Option<u8>,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    created: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    updated: u32,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
+fn to_id(id: i32) -> Option<u32> {
+    u32::try_from(id).ok().filter(|&v| v != 0)
+}
+
+async fn find_on(
+    c: &mut DbConn,
+    user: u32,
+    peer: u32,
+    kind: u8,
+    any_status: bool,
+) -> Result<Option<u32>> {
+    let sql = if any_status {
+        "SELECT id FROM IMRecentSession WHERE userId = ? AND peerId = ? AND type = ? \
+         ORDER BY id DESC LIMIT 1"
+    } else {
+        "SELECT id FROM IMRecentSession WHERE userId = ? AND peerId = ? AND type = ? \
+         AND status = 0 ORDER BY id DESC LIMIT 1"
+    };
+    let rows: Vec<IdRow> = diesel::sql_query(sql)
+        .bind::<Unsigned<Integer>, _>(user)
+        .bind::<Unsigned<Integer>, _>(peer)
+        .bind::<Unsigned<TinyInt>, _>(kind)
+        .load(c)
+        .await
+        .ctx("IMRecentSession find")?;
+    Ok(rows.into_iter().next().and_then(|r| to_id(r.id)))
+}
+
+/// Session id of (user, peer, kind) — visible ones only unless `any_status`; the newest
+/// row wins when there are duplicates. Reads `IMRecentSession` on `db` (use
+/// [`Db::Master`] right before a write, Q-D06).
+pub async fn find(
+    store: &Store,
+    db: Db,
+    user: u32,
+    peer: u32,
+    kind: u8,
+    any_status: bool,
+) -> Result<Option<u32>> {
+    store
+        .on(db, async |c| find_on(c, user, peer, kind, any_status).await)
+        .await
+}
+
+/// addSession (§10.3): reactivate the existing (user, peer, kind) row (`status = 0,
+/// updated = now`) or insert (user, peer, kind, 0, now, now). Returns the session id.
+/// Concurrency-safe without UNIQUE keys (advisory lock `dbproxy_ses_<u>_<p>_<k>`,
+/// lookup on master). Reads/writes `IMRecentSession` on master.
+pub async fn add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
+    let lock = format!("dbproxy_ses_{user}_{peer}_{kind}");
+    store
+        .master(async |c| {
+            with_lock(c, &lock, async |c: &mut DbConn| {
+                let now = unix_now();
+                if let Some(id) = find_on(c, user, peer, kind, true).await? {
+                    diesel::sql_query(
+                        "UPDATE IMRecentSession SET status = 0, updated = ? WHERE id = ?",
+                    )
+                    .bind::<Unsigned<Integer>, _>(now)
+                    .bind::<Unsigned<Integer>, _>(id)
+                    .execute(c)
+                    .await
+                    .ctx("IMRecentSession reactivate")?;
+                    return Ok(id);
+                }
+                diesel::sql_query(
+                    "INSERT INTO IMRecentSession (userId, peerId, type, status, created, updated) \
+                     VALUES (?, ?, ?, 0, ?, ?)",
+                )
+                .bind::<Unsigned<Integer>, _>(user)
+                .bind::<Unsigned<Integer>, _>(peer)
+                .bind::<Unsigned<TinyInt>, _>(kind)
+                .bind::<Unsigned<Integer>, _>(now)
+                .bind::<Unsigned<Integer>, _>(now)
+                .execute(c)
+                .await
+                .ctx("IMRecentSession insert")?;
+                last_insert_id(c).await
+            })
+            .await
+        })
+        .await
+}
+
+/// Visible session of (user, peer, kind), created/reactivated when missing:
+/// `find` on master, else [`add`].
+pub async fn get_or_add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
+    match find(store, Db::Master, user, peer, kind, false).await? {
+        Some(id) => Ok(id),
+        None => add(store, user, peer, kind).await,
+    }
+}
+
+/// updateSession (§10.4): `updated = t` on row `id` (master). Returns whether a row
+/// matched (id 0 matches nothing).
+pub async fn update(store: &Store, id: u32, t: u32) -> Result<bool> {
+    if id == 0 {
+        return Ok(false);
+    }
+    let n = store.master(async |c| update_on(c, id, t).await).await?;
+    Ok(n)
+}
+
+/// `updated = t` on row `id` using an existing connection (used inside message
+/// transactions). Returns whether a row matched.
+pub async fn update_on(c: &mut DbConn, id: u32, t: u32) -> Result<bool> {
+    if id == 0 {
+        return Ok(false);
+    }
+    let n = diesel::sql_query("UPDATE IMRecentSession SET updated = ? WHERE id = ?")
+        .bind::<Unsigned<Integer>, _>(t)
+        .bind::<Unsigned<Integer>, _>(id)
+        .execute(c)
+        .await
+        .ctx("IMRecentSession update")?;
+    Ok(n > 0)
+}
+
+/// removeSession (§10.4): `status = 1, updated = now` on row `id` (master). Returns
+/// whether a row matched.
+pub async fn remove(store: &Store, id: u32) -> Result<bool> {
+    if id == 0 {
+        return Ok(false);
+    }
+    let now = unix_now();
+    let n = store
+        .master(async |c| {
+            diesel::sql_query("UPDATE IMRecentSession SET status = 1, updated = ? WHERE id = ?")
+                .bind::<Unsigned<Integer>, _>(now)
+                .bind::<Unsigned<Integer>, _>(id)
+                .execute(c)
+                .await
+                .ctx("IMRecentSession remove")
+        })
+        .await?;
+    Ok(n > 0)
+}
+
+/// Recent sessions of `user` (§11.4 step 1): status 0 and `updated > after`, newest first,
+/// at most 100. Reads `IMRecentSession` on slave. Rows of any type are returned; callers
+/// skip types other than 1 and 2.
+pub async fn recent(store: &Store, user: u32, after: u32) -> Result<Vec<Session>> {
+    let rows: Vec<SessionRow> = store
+        .slave(async |c| {
+            diesel::sql_query(
+                "SELECT id, userId, peerId, type, status, created, updated FROM IMRecentSession \
+                 WHERE userId = ? AND status = 0 AND updated > ? ORDER BY updated DESC LIMIT ?",
+            )
+            .bind::<Unsigned<Integer>, _>(user)
+            .bind::<Unsigned<Integer>, _>(after)
+            .bind::<Unsigned<Integer>, _>(RECENT_LIMIT)
+            .load(c)
+            .await
+            .ctx("IMRecentSession recent")
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Session {
+            id: u32::try_from(r.id).unwrap_or(0),
+            user_id: r.user_id,
+            peer_id: r.peer_id,
+            kind: r.kind.unwrap_or(0),
+            status: r.status.unwrap_or(0),
+            created: r.created,
+            updated: r.updated,
+        })
+        .collect())
+}
