@@ -25,3 +25,6 @@ pub mod sync_state;
 pub mod tables;
 pub mod unread;
 pub mod user;
+pub mod file;
+pub mod group;
+pub mod token;

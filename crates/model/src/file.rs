@@ -1,0 +1,111 @@
+//! IMTransmitFile: offline file transfers waiting for their receiver. Rows never expire and
+//! duplicates are allowed (Q-X08 kept); every value is bound (Q-S03 fixed).
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::error::{MysqlResultExt, Result};
+use crate::tables::im_transmit_file;
+use crate::Store;
+
+/// One offline file (the columns the protocol carries).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = im_transmit_file, check_for_backend(diesel::mysql::Mysql))]
+pub struct OfflineFile {
+    pub id: u32,
+    pub from_id: u32,
+    pub to_id: u32,
+    pub file_name: String,
+    pub size: u32,
+    pub task_id: String,
+    #[diesel(deserialize_as = u8)]
+    pub status: u32,
+    pub created: u32,
+    pub updated: u32,
+}
+
+/// Fields of an offline file to record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewOfflineFile {
+    pub from_id: u32,
+    pub to_id: u32,
+    pub task_id: String,
+    pub file_name: String,
+    pub size: u32,
+}
+
+/// Repository of IMTransmitFile. Obtain with [`Store::files`].
+#[derive(Clone, Copy)]
+pub struct Files<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// IMTransmitFile repository.
+    pub fn files(&self) -> Files<'_> {
+        Files { store: self }
+    }
+}
+
+impl Files<'_> {
+    /// Reads (slave) the offline files for `to_id` with status 0, ordered `created` asc
+    /// (then id asc).
+    pub async fn offline_for(&self, to_id: u32) -> Result<Vec<OfflineFile>> {
+        self.store
+            .slave(async move |c| {
+                im_transmit_file::table
+                    .filter(im_transmit_file::to_id.eq(to_id))
+                    .filter(im_transmit_file::status.eq(0u8))
+                    .order((im_transmit_file::created.asc(), im_transmit_file::id.asc()))
+                    .select(OfflineFile::as_select())
+                    .load(c)
+                    .await
+                    .ctx("IMTransmitFile offline for user")
+            })
+            .await
+    }
+
+    /// Writes (master) a new IMTransmitFile row (status 0, created = updated = now); no
+    /// duplicate check. Returns the new row id.
+    pub async fn add(&self, file: &NewOfflineFile, now: u32) -> Result<u32> {
+        let f = file.clone();
+        self.store
+            .master_tx(async move |c| {
+                diesel::insert_into(im_transmit_file::table)
+                    .values((
+                        im_transmit_file::from_id.eq(f.from_id),
+                        im_transmit_file::to_id.eq(f.to_id),
+                        im_transmit_file::file_name.eq(f.file_name),
+                        im_transmit_file::size.eq(f.size),
+                        im_transmit_file::task_id.eq(f.task_id),
+                        im_transmit_file::status.eq(0u8),
+                        im_transmit_file::created.eq(now),
+                        im_transmit_file::updated.eq(now),
+                    ))
+                    .execute(c)
+                    .await
+                    .ctx("IMTransmitFile insert")?;
+                crate::tables::last_insert_id(c).await
+            })
+            .await
+    }
+
+    /// Deletes (master) the IMTransmitFile rows with this `fromId`, `toId` and `taskId`
+    /// (all bound, Q-S03); returns the number of rows deleted.
+    pub async fn delete(&self, from_id: u32, to_id: u32, task_id: &str) -> Result<usize> {
+        let task = task_id.to_owned();
+        self.store
+            .master(async move |c| {
+                diesel::delete(
+                    im_transmit_file::table
+                        .filter(im_transmit_file::from_id.eq(from_id))
+                        .filter(im_transmit_file::to_id.eq(to_id))
+                        .filter(im_transmit_file::task_id.eq(task)),
+                )
+                .execute(c)
+                .await
+                .ctx("IMTransmitFile delete")
+            })
+            .await
+    }
+}
