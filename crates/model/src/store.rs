@@ -64,7 +64,7 @@ struct Inner {
     token: Cache,
     group_member: Cache,
     timeouts: Timeouts,
-    msfs_url: String,
+    msfs: crate::msfs::MsfsClient,
 }
 
 /// Handle to every backend. Cheap to clone (one `Arc`).
@@ -146,6 +146,8 @@ impl Store {
         let token = get_cache("token", &cfg.token).await?;
         let group_member = get_cache("group_member", &cfg.group_member).await?;
 
+        let msfs =
+            crate::msfs::MsfsClient::new(&cfg.msfs_url, t.connect, t.msfs_upload, t.msfs_download)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 master,
@@ -155,7 +157,7 @@ impl Store {
                 token,
                 group_member,
                 timeouts: t.clone(),
-                msfs_url: cfg.msfs_url.clone(),
+                msfs,
             }),
         })
     }
@@ -180,9 +182,9 @@ impl Store {
     pub fn timeouts(&self) -> &Timeouts {
         &self.inner.timeouts
     }
-    /// Configured msfs base URL (as given).
-    pub fn msfs_url(&self) -> &str {
-        &self.inner.msfs_url
+    /// The msfs client (voice payload store).
+    pub fn msfs(&self) -> &crate::msfs::MsfsClient {
+        &self.inner.msfs
     }
 
     /// Run `work` on a master connection (writes, and reads that must see writes — Q-D06).
