@@ -11,7 +11,14 @@ mod error;
 pub mod lockout;
 
 mod buddy;
+mod file;
+mod group;
 mod login;
+mod message;
+mod session;
+pub mod sync;
+mod token;
+mod voice;
 
 pub use command::now;
 pub use error::Error;
@@ -95,6 +102,17 @@ impl Actions {
         }
     }
 
+    /// Runs the group-session sync task (CSyncCenter, behaviour.md §6) every
+    /// `settings.sync_interval` until `shutdown` is cancelled; spawn it next to the server.
+    pub async fn run_group_sync(&self, shutdown: tokio_util::sync::CancellationToken) {
+        sync::run_group_sync(
+            self.ctx.store.clone(),
+            self.ctx.settings.sync_interval,
+            shutdown,
+        )
+        .await;
+    }
+
     /// Handles one request body for `command_id`; `None` means "send no reply".
     ///
     /// Heartbeats and unknown commands are the transport's business; an id without a
@@ -111,6 +129,29 @@ impl Actions {
             cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => {
                 execute::<buddy::ChangeSignInfo>(ctx, &body).await
             }
+            cid::BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
+                execute::<session::RecentSessions>(ctx, &body).await
+            }
+            cid::BUDDY_LIST_REMOVE_SESSION_REQ => {
+                execute::<session::RemoveSession>(ctx, &body).await
+            }
+            cid::MSG_DATA => message::send(ctx, &body).await,
+            cid::MSG_READ_ACK => execute::<message::ReadAck>(ctx, &body).await,
+            cid::MSG_UNREAD_CNT_REQUEST => execute::<message::UnreadCounts>(ctx, &body).await,
+            cid::MSG_LIST_REQUEST => execute::<message::MessageList>(ctx, &body).await,
+            cid::MSG_GET_LATEST_MSG_ID_REQ => execute::<message::LatestMsgId>(ctx, &body).await,
+            cid::MSG_GET_BY_MSG_ID_REQ => execute::<message::MessagesById>(ctx, &body).await,
+            cid::GROUP_NORMAL_LIST_REQUEST => execute::<group::NormalList>(ctx, &body).await,
+            cid::GROUP_INFO_REQUEST => execute::<group::Info>(ctx, &body).await,
+            cid::GROUP_CREATE_REQUEST => execute::<group::Create>(ctx, &body).await,
+            cid::GROUP_CHANGE_MEMBER_REQUEST => execute::<group::ChangeMembers>(ctx, &body).await,
+            cid::GROUP_SHIELD_GROUP_REQUEST => execute::<group::SetShield>(ctx, &body).await,
+            cid::OTHER_GET_SHIELD_REQ => execute::<group::GetShield>(ctx, &body).await,
+            cid::LOGIN_REQ_DEVICETOKEN => execute::<token::SetDeviceToken>(ctx, &body).await,
+            cid::OTHER_GET_DEVICE_TOKEN_REQ => execute::<token::GetDeviceTokens>(ctx, &body).await,
+            cid::FILE_HAS_OFFLINE_REQ => execute::<file::HasOffline>(ctx, &body).await,
+            cid::FILE_ADD_OFFLINE_REQ => execute::<file::AddOffline>(ctx, &body).await,
+            cid::FILE_DEL_OFFLINE_REQ => execute::<file::DelOffline>(ctx, &body).await,
             other => {
                 tracing::warn!(command_id = other, "no handler for command");
                 None

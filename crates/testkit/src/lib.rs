@@ -9,6 +9,9 @@
 //! Admin URL: env `DBPROXY_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306`; when
 //! that is refused, `mysql://root@localhost:3306/?socket=/run/mysqld/mysqld.sock`.
 
+mod msfs;
+pub use msfs::FakeMsfs;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

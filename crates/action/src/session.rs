@@ -1,0 +1,113 @@
+//! Recent-session commands of the buddy-list service (behaviour.md §11.4, §11.5).
+
+use dbproxy_model::session;
+use dbproxy_model::store::Db;
+use dbproxy_protocol::pb::im::base_define::{ContactSessionInfo, SessionType};
+use dbproxy_protocol::pb::im::buddy::{
+    ImRecentContactSessionReq, ImRecentContactSessionRsp, ImRemoveSessionReq, ImRemoveSessionRsp,
+};
+
+use crate::command::{attach, Command};
+use crate::message::{mark_read, newest};
+use crate::{Ctx, Error};
+
+/// CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST (0x0201): up to 100 sessions updated
+/// after `latest_update_time`, each with its newest message; sessions without one are
+/// dropped (Q-M13, Q-M14 fixed).
+pub(crate) struct RecentSessions;
+
+impl Command for RecentSessions {
+    const NAME: &'static str = "recent_sessions";
+    type Req = ImRecentContactSessionReq;
+    type Rsp = ImRecentContactSessionRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImRecentContactSessionReq,
+    ) -> Result<Option<ImRecentContactSessionRsp>, Error> {
+        let rows = session::recent(&ctx.store, req.user_id, req.latest_update_time).await?;
+        let mut list = Vec::with_capacity(rows.len());
+        for row in rows {
+            let kind = i32::from(row.kind);
+            if kind != SessionType::Single as i32 && kind != SessionType::Group as i32 {
+                continue;
+            }
+            let Some((msg_id, msg_type, sender, data)) =
+                newest(ctx, req.user_id, row.peer_id, kind).await?
+            else {
+                continue;
+            };
+            // Q-M06 kept: single sessions report the peer as the newest message's sender.
+            let from = if kind == SessionType::Single as i32 {
+                row.peer_id
+            } else {
+                sender
+            };
+            list.push(ContactSessionInfo {
+                session_id: row.peer_id,
+                session_type: kind,
+                session_status: i32::from(row.status),
+                updated_time: row.updated,
+                latest_msg_id: msg_id,
+                latest_msg_data: data,
+                latest_msg_type: i32::from(msg_type),
+                latest_msg_from_user_id: from,
+            });
+        }
+        Ok(Some(ImRecentContactSessionRsp {
+            user_id: req.user_id,
+            contact_session_list: list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImRecentContactSessionReq) -> Option<ImRecentContactSessionRsp> {
+        Some(ImRecentContactSessionRsp {
+            user_id: req.user_id,
+            contact_session_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_BUDDY_LIST_REMOVE_SESSION_REQ (0x0206): hide a visible session and mark it read.
+pub(crate) struct RemoveSession;
+
+impl Command for RemoveSession {
+    const NAME: &'static str = "remove_session";
+    type Req = ImRemoveSessionReq;
+    type Rsp = ImRemoveSessionRsp;
+
+    async fn run(ctx: &Ctx, req: ImRemoveSessionReq) -> Result<Option<ImRemoveSessionRsp>, Error> {
+        let kind = u8::try_from(req.session_type).unwrap_or(0);
+        let id = session::find(
+            &ctx.store,
+            Db::Master,
+            req.user_id,
+            req.session_id,
+            kind,
+            false,
+        )
+        .await?;
+        let removed = match id {
+            Some(id) => session::remove(&ctx.store, id).await?,
+            None => false,
+        };
+        if removed {
+            mark_read(ctx, req.user_id, req.session_id, req.session_type).await?;
+        }
+        let mut rsp = Self::failed(&req).unwrap_or_default();
+        rsp.result_code = if removed { 0 } else { 1 };
+        Ok(Some(rsp))
+    }
+
+    fn failed(req: &ImRemoveSessionReq) -> Option<ImRemoveSessionRsp> {
+        Some(ImRemoveSessionRsp {
+            user_id: req.user_id,
+            result_code: 1,
+            session_type: req.session_type,
+            session_id: req.session_id,
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
