@@ -1,8 +1,10 @@
-//! Developer tasks: `cargo xtask db-setup | seed | serve | test`.
+//! Developer tasks: `cargo xtask db-setup | seed | serve | test | demo | bench`.
 //! One module per subcommand; shared helpers in `common`.
 
+mod bench;
 mod common;
 mod db_setup;
+mod demo;
 mod seed;
 mod serve;
 mod test;
@@ -28,6 +30,10 @@ enum Cmd {
     Serve(db_setup::Args),
     /// Prepare a test admin account, then run tests, clippy -D warnings and fmt --check.
     Test,
+    /// Start db-proxy in-process and show a login, a message, a list and unread counts.
+    Demo(db_setup::Args),
+    /// Pipelined load generator (issue 5): starts db-proxy on a fresh bench database unless --addr.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
             Cmd::Seed => seed::run().await,
             Cmd::Serve(a) => serve::run(&a).await,
             Cmd::Test => test::run().await,
+            Cmd::Demo(a) => demo::run(&a).await,
+            Cmd::Bench(a) => bench::run(&a).await,
         }
     });
     match result {

@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &mut config.token,
             &mut config.group_member,
         ] {
-            redis.db = db.into();
+            redis.db = db;
         }
     }
     let store = Store::connect(&config).await?;
