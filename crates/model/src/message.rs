@@ -359,9 +359,6 @@ pub async fn store_group(
 // ---------------------------------------------------------------------------------------
 // Reads (slave)
 
-const SINGLE_COLS: &str =
-    "id, relateId, fromId, toId, msgId, content, type, status, created, updated";
-
 const LIST_SINGLE: [&str; 8] = shard_sql!(
     IMMessage,
     "SELECT id, relateId, fromId, toId, msgId, content, type, status, created, updated FROM ",
@@ -439,16 +436,30 @@ fn dedup_ids(ids: &[u32]) -> Vec<u32> {
     v
 }
 
-/// `?, ?, ?` with `n` placeholders (only the count comes from input, never a value).
-fn placeholders(n: usize) -> String {
-    let mut s = String::with_capacity(n * 3);
+/// Static per-shard SQL up to the `IN (` of the msgId list (see [`in_list_sql`]).
+const BY_IDS_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT id, relateId, fromId, toId, msgId, content, type, status, created, updated FROM ",
+    " WHERE relateId = ? AND status = 0 AND msgId IN ("
+);
+const BY_IDS_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "SELECT id, groupId, userId, msgId, content, type, status, created, updated FROM ",
+    " WHERE groupId = ? AND status = 0 AND created >= ? AND msgId IN ("
+);
+/// Closes the msgId list; newest first, at most [`BY_ID_LIMIT`] rows.
+const BY_IDS_TAIL: &str = ") ORDER BY created DESC, id DESC LIMIT 100";
+
+/// `head` + `?, ?, …` (`n` placeholders) + `tail`. Only static text and the number of
+/// ids go into the SQL; every value is bound.
+fn in_list_sql(head: &'static str, n: usize, tail: &'static str) -> String {
+    let mut sql = String::with_capacity(head.len() + n * 3 + tail.len());
+    sql.push_str(head);
     for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('?');
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
     }
-    s
+    sql.push_str(tail);
+    sql
 }
 
 /// Messages of a pair by msgId (§11.15): status 0, `msgId IN ids`, newest first, at most
@@ -462,12 +473,7 @@ pub async fn by_ids_single(
     if ids.is_empty() || relate_id == 0 {
         return Ok(Vec::new());
     }
-    let table = crate::shard::message_table(relate_id);
-    let sql = format!(
-        "SELECT {SINGLE_COLS} FROM {table} WHERE relateId = ? AND status = 0 AND msgId IN ({}) \
-         ORDER BY created DESC, id DESC LIMIT {BY_ID_LIMIT}",
-        placeholders(ids.len())
-    );
+    let sql = in_list_sql(BY_IDS_SINGLE[shard_of(relate_id)], ids.len(), BY_IDS_TAIL);
     store
         .slave(async |c| {
             let mut q = diesel::sql_query(sql.as_str())
@@ -493,25 +499,17 @@ pub async fn by_ids_group(
     if ids.is_empty() || group_id == 0 {
         return Ok(Vec::new());
     }
-    let table = crate::shard::group_message_table(group_id);
-    let sql = format!(
-        "SELECT id, groupId, userId, msgId, content, type, status, created, updated FROM {table} \
-         WHERE groupId = ? AND msgId IN ({}) AND status = 0 AND created >= ? \
-         ORDER BY created DESC, id DESC LIMIT {BY_ID_LIMIT}",
-        placeholders(ids.len())
-    );
+    let sql = in_list_sql(BY_IDS_GROUP[shard_of(group_id)], ids.len(), BY_IDS_TAIL);
     store
         .slave(async |c| {
             let mut q = diesel::sql_query(sql.as_str())
                 .into_boxed::<Mysql>()
-                .bind::<Unsigned<Integer>, _>(group_id);
+                .bind::<Unsigned<Integer>, _>(group_id)
+                .bind::<Unsigned<Integer>, _>(join_time);
             for id in &ids {
                 q = q.bind::<Unsigned<Integer>, _>(*id);
             }
-            q.bind::<Unsigned<Integer>, _>(join_time)
-                .load(c)
-                .await
-                .ctx("IMGroupMessage by ids")
+            q.load(c).await.ctx("IMGroupMessage by ids")
         })
         .await
 }
