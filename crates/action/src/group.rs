@@ -1,0 +1,332 @@
+//! Group commands (behaviour.md §11.18–§11.23): normal list, info, create, change
+//! members, group push shield set/get.
+
+use std::collections::BTreeMap;
+
+use dbproxy_model::group::{NewGroup, GROUP_TYPE_NORMAL, GROUP_TYPE_TMP};
+use dbproxy_model::{session, unread, Db};
+use dbproxy_protocol::pb::im::base_define::{
+    GroupInfo, GroupModifyType, GroupVersionInfo, ShieldStatus,
+};
+use dbproxy_protocol::pb::im::group::{
+    ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq, ImGroupCreateRsp,
+    ImGroupInfoListReq, ImGroupInfoListRsp, ImGroupShieldReq, ImGroupShieldRsp,
+    ImNormalGroupListReq, ImNormalGroupListRsp,
+};
+use dbproxy_protocol::pb::im::server::{ImGroupGetShieldReq, ImGroupGetShieldRsp};
+
+use crate::command::{attach, now, Command};
+use crate::{Ctx, Error};
+
+/// IMRecentSession.type of group sessions.
+const GROUP_SESSION: u8 = 2;
+
+/// Sorted, de-duplicated copy of a member list.
+fn member_set(ids: &[u32]) -> Vec<u32> {
+    let mut set = ids.to_vec();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+/// CID_GROUP_NORMAL_LIST_REQUEST (0x0401): the user's normal groups with versions.
+pub(crate) struct NormalList;
+
+impl Command for NormalList {
+    const NAME: &'static str = "group_normal_list";
+    type Req = ImNormalGroupListReq;
+    type Rsp = ImNormalGroupListRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImNormalGroupListReq,
+    ) -> Result<Option<ImNormalGroupListRsp>, Error> {
+        let groups = ctx.store.groups();
+        let ids = groups.group_ids_of_user(req.user_id).await?;
+        let list = groups
+            .normal_versions(&ids)
+            .await?
+            .into_iter()
+            .map(|(group_id, version)| GroupVersionInfo { group_id, version })
+            .collect();
+        Ok(Some(ImNormalGroupListRsp {
+            user_id: req.user_id,
+            group_version_list: list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImNormalGroupListReq) -> Option<ImNormalGroupListRsp> {
+        Some(ImNormalGroupListRsp {
+            user_id: req.user_id,
+            group_version_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_GROUP_INFO_REQUEST (0x0403): group details when the caller's version is older.
+pub(crate) struct Info;
+
+impl Command for Info {
+    const NAME: &'static str = "group_info";
+    type Req = ImGroupInfoListReq;
+    type Rsp = ImGroupInfoListRsp;
+
+    async fn run(ctx: &Ctx, req: ImGroupInfoListReq) -> Result<Option<ImGroupInfoListRsp>, Error> {
+        let groups = ctx.store.groups();
+        // Duplicates: the last requested version wins.
+        let mut requested: BTreeMap<u32, u32> = BTreeMap::new();
+        for v in &req.group_version_list {
+            if groups.is_valid(v.group_id).await? {
+                requested.insert(v.group_id, v.version);
+            }
+        }
+        let ids: Vec<u32> = requested.keys().copied().collect();
+        let mut list = Vec::new();
+        for g in groups.by_ids(&ids).await? {
+            let wanted = requested.get(&g.id).copied().unwrap_or(u32::MAX);
+            let known_type = g.group_type == GROUP_TYPE_NORMAL || g.group_type == GROUP_TYPE_TMP;
+            if wanted >= g.version || !known_type {
+                continue;
+            }
+            list.push(GroupInfo {
+                group_id: g.id,
+                version: g.version,
+                group_name: g.name,
+                group_avatar: g.avatar,
+                group_creator_id: g.creator,
+                group_type: g.group_type as i32,
+                shield_status: 0,
+                group_member_list: groups.members(g.id).await?,
+            });
+        }
+        Ok(Some(ImGroupInfoListRsp {
+            user_id: req.user_id,
+            group_info_list: list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImGroupInfoListReq) -> Option<ImGroupInfoListRsp> {
+        Some(ImGroupInfoListRsp {
+            user_id: req.user_id,
+            group_info_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_GROUP_CREATE_REQUEST (0x0405).
+pub(crate) struct Create;
+
+impl Command for Create {
+    const NAME: &'static str = "group_create";
+    type Req = ImGroupCreateReq;
+    type Rsp = ImGroupCreateRsp;
+
+    async fn run(ctx: &Ctx, req: ImGroupCreateReq) -> Result<Option<ImGroupCreateRsp>, Error> {
+        let set = member_set(&req.member_id_list);
+        if req.group_name.is_empty() || set.is_empty() {
+            return Ok(Self::failed(&req));
+        }
+        let new = NewGroup {
+            name: req.group_name.clone(),
+            avatar: req.group_avatar.clone(),
+            creator: req.user_id,
+            group_type: u32::try_from(req.group_type).unwrap_or(0),
+        };
+        let group_id = ctx.store.groups().create(&new, &set, now()).await?;
+        Ok(Some(ImGroupCreateRsp {
+            user_id: req.user_id,
+            result_code: 0,
+            group_id: Some(group_id),
+            group_name: req.group_name,
+            user_id_list: set,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImGroupCreateReq) -> Option<ImGroupCreateRsp> {
+        Some(ImGroupCreateRsp {
+            user_id: req.user_id,
+            result_code: 1,
+            group_id: None,
+            group_name: req.group_name.clone(),
+            user_id_list: member_set(&req.member_id_list),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_GROUP_CHANGE_MEMBER_REQUEST (0x0407): add / remove members.
+pub(crate) struct ChangeMembers;
+
+impl Command for ChangeMembers {
+    const NAME: &'static str = "group_change_members";
+    type Req = ImGroupChangeMemberReq;
+    type Rsp = ImGroupChangeMemberRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImGroupChangeMemberReq,
+    ) -> Result<Option<ImGroupChangeMemberRsp>, Error> {
+        let store = &ctx.store;
+        let groups = store.groups();
+        let g = req.group_id;
+        // Q-P10 fixed: an invalid group is answered with result 1 instead of silence.
+        if !groups.is_valid(g).await? {
+            return Ok(Self::failed(&req));
+        }
+        let add = req.change_type == GroupModifyType::Add as i32;
+        let mut set = member_set(&req.member_id_list);
+        if req.user_id != 0 {
+            let allowed = match groups.creator_and_type(g).await? {
+                Some((creator, kind)) => (kind == GROUP_TYPE_TMP && add) || creator == req.user_id,
+                None => false,
+            };
+            if !allowed {
+                return Ok(Self::failed(&req));
+            }
+        }
+        let cur = if add {
+            let existing = groups.members(g).await?;
+            set.retain(|u| !existing.contains(u));
+            // Q-G04 kept: nothing left to add → result 1.
+            if !groups.insert_members(g, &set, now()).await? {
+                return Ok(Self::failed(&req));
+            }
+            groups.members(g).await?
+        } else if set.is_empty() {
+            // Q-G05 kept: an empty removal succeeds (and bumps the version).
+            Vec::new()
+        } else {
+            groups.remove_members(g, &set).await?;
+            // Q-G06 fixed: sessions are removed only after the membership is.
+            for &u in &set {
+                if let Err(error) = remove_group_session(ctx, u, g).await {
+                    tracing::warn!(%error, user = u, group = g, "could not remove group session");
+                }
+            }
+            groups.members(g).await?
+        };
+        groups.bump_version(g).await?;
+        for &u in &set {
+            // Added members start with nothing unread; removed ones are reset (Q-C05).
+            if let Err(error) = unread::group_mark_read(store, u, g).await {
+                tracing::warn!(%error, user = u, group = g, "could not reset group counter");
+            }
+        }
+        Ok(Some(ImGroupChangeMemberRsp {
+            user_id: req.user_id,
+            change_type: req.change_type,
+            result_code: 0,
+            group_id: g,
+            cur_user_id_list: cur,
+            chg_user_id_list: set,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImGroupChangeMemberReq) -> Option<ImGroupChangeMemberRsp> {
+        Some(ImGroupChangeMemberRsp {
+            user_id: req.user_id,
+            change_type: req.change_type,
+            result_code: 1,
+            group_id: req.group_id,
+            cur_user_id_list: Vec::new(),
+            chg_user_id_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// removeSession(session(user, G, 2, visible)).
+async fn remove_group_session(ctx: &Ctx, user: u32, group: u32) -> Result<(), Error> {
+    if let Some(id) =
+        session::find(&ctx.store, Db::Master, user, group, GROUP_SESSION, false).await?
+    {
+        session::remove(&ctx.store, id).await?;
+    }
+    Ok(())
+}
+
+/// CID_GROUP_SHIELD_GROUP_REQUEST (0x0409): set the user's push shield in a group.
+pub(crate) struct SetShield;
+
+impl Command for SetShield {
+    const NAME: &'static str = "group_set_shield";
+    type Req = ImGroupShieldReq;
+    type Rsp = ImGroupShieldRsp;
+
+    async fn run(ctx: &Ctx, req: ImGroupShieldReq) -> Result<Option<ImGroupShieldRsp>, Error> {
+        let groups = ctx.store.groups();
+        // Q-P10 fixed: invalid group → result 1 (the original sent nothing).
+        if !groups.is_valid(req.group_id).await?
+            || !groups.is_member(req.user_id, req.group_id).await?
+        {
+            return Ok(Self::failed(&req));
+        }
+        groups
+            .set_push_shield(req.group_id, req.user_id, req.shield_status)
+            .await?;
+        Ok(Some(ImGroupShieldRsp {
+            user_id: req.user_id,
+            group_id: req.group_id,
+            result_code: 0,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImGroupShieldReq) -> Option<ImGroupShieldRsp> {
+        Some(ImGroupShieldRsp {
+            user_id: req.user_id,
+            group_id: req.group_id,
+            result_code: 1,
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}
+
+/// CID_OTHER_GET_SHIELD_REQ (0x0711): push shield of users in a group (msg_server's push
+/// path). An invalid group gets no reply (kept, Q-P10).
+pub(crate) struct GetShield;
+
+impl Command for GetShield {
+    const NAME: &'static str = "group_get_shield";
+    type Req = ImGroupGetShieldReq;
+    type Rsp = ImGroupGetShieldRsp;
+
+    async fn run(
+        ctx: &Ctx,
+        req: ImGroupGetShieldReq,
+    ) -> Result<Option<ImGroupGetShieldRsp>, Error> {
+        let groups = ctx.store.groups();
+        if !groups.is_valid(req.group_id).await? {
+            return Ok(None);
+        }
+        let list = groups
+            .push_shields(req.group_id, &req.user_id)
+            .await?
+            .into_iter()
+            .map(|(user_id, shield_status)| ShieldStatus {
+                user_id,
+                group_id: req.group_id,
+                shield_status,
+            })
+            .collect();
+        Ok(Some(ImGroupGetShieldRsp {
+            group_id: req.group_id,
+            shield_status_list: list,
+            attach_data: attach(&req.attach_data),
+        }))
+    }
+
+    fn failed(req: &ImGroupGetShieldReq) -> Option<ImGroupGetShieldRsp> {
+        Some(ImGroupGetShieldRsp {
+            group_id: req.group_id,
+            shield_status_list: Vec::new(),
+            attach_data: attach(&req.attach_data),
+        })
+    }
+}

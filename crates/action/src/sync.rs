@@ -1,0 +1,110 @@
+//! CSyncCenter's group-session sync (behaviour.md §6): after someone posts in a group,
+//! bump (or create) the group's entry in every member's recent-session list.
+//!
+//! Fixes over the original: resumes from the stored `last_update_group` and uses `now` only
+//! when the key is missing (Q-Y03); re-scans a small overlap so a `lastChated` committed late
+//! with an earlier second is not missed, and only advances the mark after a successful scan
+//! (Q-Y05); a proper interval timer and cancellation token instead of the spurious-wakeup
+//! prone condition variable (Q-Y06).
+
+use std::time::Duration;
+
+use dbproxy_model::{session, Db, Store};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::now;
+
+/// Seconds re-scanned before the last mark (idempotent: the same `updated` is written again).
+pub const OVERLAP_SECS: u32 = 2;
+
+/// IMRecentSession.type of group sessions.
+const GROUP_SESSION: u8 = 2;
+
+/// Runs the sync until `shutdown` is cancelled: one pass immediately, then one every
+/// `interval`. A pass in progress is finished before returning.
+///
+/// Reads/writes Redis `last_update_group` (unread), reads IMGroup and the member hashes,
+/// writes IMRecentSession.
+pub async fn run_group_sync(store: Store, interval: Duration, shutdown: CancellationToken) {
+    let mut since = match store.sync_state().last_update_group().await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            let t = now();
+            if let Err(error) = store.sync_state().set_last_update_group(t).await {
+                tracing::warn!(%error, "group sync: cannot store last_update_group");
+            }
+            t
+        }
+        Err(error) => {
+            tracing::warn!(%error, "group sync: cannot read last_update_group; starting from now");
+            now()
+        }
+    };
+    tracing::info!(since, "group session sync started");
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        since = pass(&store, since).await;
+    }
+    tracing::info!("group session sync stopped");
+}
+
+/// One sync pass over the groups chatted since `since − OVERLAP_SECS`; returns the new mark
+/// (the pass start time after a successful scan, `since` unchanged when the scan failed).
+pub async fn pass(store: &Store, since: u32) -> u32 {
+    let started = now();
+    let groups = match store
+        .groups()
+        .chatted_since(since.saturating_sub(OVERLAP_SECS))
+        .await
+    {
+        Ok(g) => g,
+        Err(error) => {
+            tracing::warn!(%error, "group sync: scan failed; will retry from the same mark");
+            return since;
+        }
+    };
+    for (group, last_chated) in groups {
+        let members = match store.groups().members(group).await {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(%error, group, "group sync: cannot read members");
+                continue;
+            }
+        };
+        for member in members {
+            if let Err(error) = bump(store, member, group, last_chated).await {
+                tracing::warn!(%error, group, member, "group sync: cannot bump session");
+            }
+        }
+    }
+    if let Err(error) = store.sync_state().set_last_update_group(started).await {
+        tracing::warn!(%error, "group sync: cannot store last_update_group");
+    }
+    started
+}
+
+/// Existing session of (member, group) in any status → `updated = last_chated` (status
+/// untouched: a deleted session stays deleted, Q-Y04); none → addSession (status 0).
+async fn bump(
+    store: &Store,
+    member: u32,
+    group: u32,
+    last_chated: u32,
+) -> dbproxy_model::Result<()> {
+    match session::find(store, Db::Master, member, group, GROUP_SESSION, true).await? {
+        Some(id) => {
+            session::update(store, id, last_chated).await?;
+        }
+        None => {
+            session::add(store, member, group, GROUP_SESSION).await?;
+        }
+    }
+    Ok(())
+}
