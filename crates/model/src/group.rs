@@ -87,21 +87,10 @@ pub fn msg_id_key(group_id: u32) -> String {
     format!("group_msg_id_{group_id}")
 }
 
-/// Lenient integer parse of a Redis value like the original's `atoi` (garbage → 0, Q-D02).
+/// Lenient integer parse of a Redis value like the original's `atoi` (garbage → 0, Q-D02),
+/// wrapped into u32 like the original's int → uint32 conversion.
 fn atoi(s: &str) -> u32 {
-    let t = s.trim();
-    let digits: &str = {
-        let end = t
-            .char_indices()
-            .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
-            .map(|(i, _)| i)
-            .unwrap_or(t.len());
-        &t[..end]
-    };
-    digits
-        .parse::<i64>()
-        .map(|v| v as u32) // wraps like the original's int → uint32 conversion
-        .unwrap_or(0)
+    crate::unread::atoi(s) as u32
 }
 
 /// Name of the advisory lock serialising membership changes of group `g`.
