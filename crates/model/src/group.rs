@@ -168,6 +168,10 @@ impl Groups<'_> {
         let store = self.store.clone();
         self.store
             .master(async move |c| {
+                // Unknown / emptied groups answer without taking the lock.
+                if active_members(c, group_id).await?.is_empty() {
+                    return Ok(false);
+                }
                 with_lock(c, &lock_name(group_id), async |c: &mut DbConn| {
                     rebuild_locked(&store, c, group_id).await
                 })
