@@ -8,6 +8,7 @@ use dbproxy_action::Actions;
 use dbproxy_model::Store;
 use dbproxy_transport::Server;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::{Loaded, Settings};
 
@@ -152,20 +153,34 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Startup(format!("schema migration failed: {e}")))?;
     let actions = Actions::new(store, action_cfg);
-    let server = Server::bind(server_cfg, Arc::new(ActionHandler(actions)))
+    let server = Server::bind(server_cfg, Arc::new(ActionHandler(actions.clone())))
         .await
         .map_err(|e| startup(&e))?;
     let _pid = PidFile::write(&s.server.pid_file)?;
     tracing::info!(addrs = ?server.local_addrs(), "db-proxy ready");
 
+    // The group-session sync task (CSyncCenter) runs beside the server; like the original
+    // it is told to stop when the signal arrives and finishes its current pass.
+    let stop_sync = CancellationToken::new();
+    let sync = tokio::spawn({
+        let (actions, stop) = (actions.clone(), stop_sync.clone());
+        async move { actions.run_group_sync(stop).await }
+    });
     let signals = signal_stream()?;
-    server
+    let served = server
         .run(async move {
             let sig = signals.await;
             tracing::info!("{sig} received: sending stop notice, draining");
+            stop_sync.cancel();
         })
+        .await;
+    if tokio::time::timeout(Duration::from_secs(10), sync)
         .await
-        .map_err(|e| startup(&e))?;
+        .is_err()
+    {
+        tracing::warn!("group sync did not finish its pass in time");
+    }
+    served.map_err(|e| startup(&e))?;
     tracing::info!("db-proxy stopped");
     Ok(())
 }
