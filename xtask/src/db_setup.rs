@@ -18,7 +18,7 @@ pub async fn run(args: &Args) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn ident(kind: &str, s: &str) -> Result<String> {
+pub(crate) fn ident(kind: &str, s: &str) -> Result<String> {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(s.to_owned())
     } else {
@@ -29,6 +29,34 @@ fn ident(kind: &str, s: &str) -> Result<String> {
 /// SQL string literal (config values only; MariaDB cannot bind account names or passwords here).
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Creates `user` (at localhost, 127.0.0.1 and ::1) with `password` unless it exists and grants
+/// it all privileges on database `db`; `db` and `user` must have passed [`ident`].
+pub(crate) async fn grant_user(
+    admin: &mut mysql_async::Conn,
+    db: &str,
+    user: &str,
+    password: &str,
+) -> Result<()> {
+    for host in ["localhost", "127.0.0.1", "::1"] {
+        admin
+            .query_drop(format!(
+                "CREATE USER IF NOT EXISTS {}@{} IDENTIFIED BY {}",
+                literal(user),
+                literal(host),
+                literal(password)
+            ))
+            .await?;
+        admin
+            .query_drop(format!(
+                "GRANT ALL PRIVILEGES ON `{db}`.* TO {}@{}",
+                literal(user),
+                literal(host)
+            ))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Creates database/user/grants for master and slave settings, then migrates as the app user.
@@ -56,23 +84,7 @@ pub async fn setup(admin_url: Option<&str>) -> Result<()> {
                 "CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
             ))
             .await?;
-        for host in ["localhost", "127.0.0.1", "::1"] {
-            admin
-                .query_drop(format!(
-                    "CREATE USER IF NOT EXISTS {}@{} IDENTIFIED BY {}",
-                    literal(&user),
-                    literal(host),
-                    literal(&m.password)
-                ))
-                .await?;
-            admin
-                .query_drop(format!(
-                    "GRANT ALL PRIVILEGES ON `{db}`.* TO {}@{}",
-                    literal(&user),
-                    literal(host)
-                ))
-                .await?;
-        }
+        grant_user(&mut admin, &db, &user, &m.password).await?;
         println!("db-setup: database `{db}` and user `{user}` (localhost, 127.0.0.1, ::1) ready");
     }
     admin.disconnect().await?;

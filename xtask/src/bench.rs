@@ -1,0 +1,286 @@
+//! `cargo xtask bench`: a pipelined load generator for db-proxy on the protocol crate's
+//! `Client` (issue 5). Modules: `options` (CLI), `backend` (bench database/Redis, server
+//! process, /proc figures), `prepare` (seeded users and conversations, untimed), `workload`
+//! (request choice and checks), `direct` (the same model calls without the proxy), `ceiling`
+//! (in-process trivial server), `stats` (histogram, counters), `report` (text / JSON).
+
+mod backend;
+mod ceiling;
+mod direct;
+mod options;
+mod prepare;
+mod report;
+mod stats;
+mod workload;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbproxy_protocol::{Client, ClientOptions};
+use rand::SeedableRng;
+
+pub use options::Args;
+use options::Mode;
+use report::Report;
+use stats::{Failure, Live, Recorder};
+use workload::{Target, Workload};
+
+use crate::common::Result;
+
+pub async fn run(args: &Args) -> Result<ExitCode> {
+    if cfg!(debug_assertions) && !args.allow_debug {
+        return rerun_release().await;
+    }
+    if args.direct && !matches!(args.mode, Mode::Send | Mode::Fetch) {
+        return Err("--direct supports --mode send and --mode fetch".into());
+    }
+    if args.mode == Mode::Ceiling && args.addr.is_some() {
+        return Err("--mode ceiling runs its own in-process server; drop --addr".into());
+    }
+    let report = if args.mode == Mode::Ceiling {
+        run_ceiling(args).await?
+    } else if args.direct {
+        run_direct(args).await?
+    } else {
+        run_proxy(args).await?
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        println!("{}", report.text());
+    }
+    Ok(if report.requests > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// An unoptimised client would be the bottleneck: run the same command line again from an
+/// optimised build of xtask.
+async fn rerun_release() -> Result<ExitCode> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!(
+        "bench: this xtask is an unoptimised build; running `cargo run --release -p xtask -- {}`",
+        argv.join(" ")
+    );
+    let status =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::common::root())
+            .args(["run", "--quiet", "--release", "-p", "xtask", "--"])
+            .args(&argv)
+            .status()
+            .await?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+async fn run_ceiling(args: &Args) -> Result<Report> {
+    let server = ceiling::TrivialServer::start().await?;
+    let pop = Arc::new(prepare::synthetic(args.users));
+    let target = connect(args, server.addr).await?;
+    let mut report = Report::new(
+        Mode::Ceiling.name(),
+        "in-process trivial server".into(),
+        args,
+    );
+    let result = measure(
+        args,
+        Workload::new(Mode::Ceiling, pop)?,
+        target,
+        None,
+        &mut report,
+    )
+    .await;
+    server.stop().await;
+    result.map(|()| report)
+}
+
+async fn run_direct(args: &Args) -> Result<Report> {
+    let b = backend::fresh(args).await?;
+    let pop = Arc::new(prepare::prepare(&b.store, args).await?);
+    let mut report = Report::new(args.mode.name(), "direct MariaDB/Redis".into(), args);
+    let workload = Workload::new(args.mode, pop)?;
+    measure(args, workload, Target::Direct(b.store), None, &mut report).await?;
+    Ok(report)
+}
+
+async fn run_proxy(args: &Args) -> Result<Report> {
+    let (b, server, addr, label) = match &args.addr {
+        Some(a) => {
+            let addr = tokio::net::lookup_host(a.as_str())
+                .await?
+                .next()
+                .ok_or_else(|| format!("--addr {a}: no address"))?;
+            let b = backend::existing(args).await?;
+            (b, None, addr, format!("db-proxy at {a}"))
+        }
+        None => {
+            let b = backend::fresh(args).await?;
+            let server = backend::ServerProcess::start(&b.settings, args.no_build).await?;
+            let addr = server.addr;
+            (b, Some(server), addr, "db-proxy (started by bench)".into())
+        }
+    };
+    let pop = Arc::new(prepare::prepare(&b.store, args).await?);
+    drop(b);
+    let mut report = Report::new(args.mode.name(), label, args);
+    let workload = Workload::new(args.mode, pop)?;
+    let target = connect(args, addr).await?;
+    let result = measure(
+        args,
+        workload,
+        target,
+        server.as_ref().map(|s| s.pid()),
+        &mut report,
+    )
+    .await;
+    if let Some(s) = server {
+        if let Err(e) = s.stop().await {
+            eprintln!("bench: {e}");
+        }
+    }
+    result.map(|()| report)
+}
+
+async fn connect(args: &Args, addr: SocketAddr) -> Result<Target> {
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(args.timeout_ms),
+        ..ClientOptions::default()
+    };
+    let mut clients = Vec::new();
+    for _ in 0..args.conns {
+        let c = Client::connect_with(addr, options.clone())
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        clients.push(c);
+    }
+    Ok(Target::Proxy {
+        clients,
+        depth: args.depth as usize,
+    })
+}
+
+/// Runs conns x depth workers for warmup + seconds, records the measured window, and fills
+/// `report` (plus the server's CPU and peak RSS when `server_pid` is given).
+async fn measure(
+    args: &Args,
+    workload: Workload,
+    target: Target,
+    server_pid: Option<u32>,
+    report: &mut Report,
+) -> Result<()> {
+    let template = Recorder::new()?;
+    let live = Arc::new(Live::default());
+    let workload = Arc::new(workload);
+    let target = Arc::new(target);
+    let workers = (args.conns as usize) * (args.depth as usize);
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (live, workload, target) = (live.clone(), workload.clone(), target.clone());
+        let mut rec = template.clone();
+        handles.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64 + 1);
+            while !live.stopped() {
+                let op = workload.next(&mut rng);
+                let t0 = Instant::now();
+                let result = target.exec(i, &op).await;
+                let measuring = live.measuring();
+                match result {
+                    Ok(()) => {
+                        live.count(true);
+                        if measuring {
+                            rec.success(t0.elapsed());
+                        }
+                    }
+                    Err((kind, detail)) => {
+                        live.count(false);
+                        if measuring {
+                            rec.failure(kind, detail);
+                        }
+                        if kind == Failure::Closed {
+                            break;
+                        }
+                    }
+                }
+            }
+            rec
+        }));
+    }
+
+    let progress = tokio::spawn(progress(live.clone(), args.warmup));
+    let procs = backend::ProcStats::new();
+    let self_pid = std::process::id();
+
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let cpu0 = server_pid.map(|p| procs.cpu_seconds(p));
+    let self0 = procs.cpu_seconds(self_pid).ok();
+    live.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    live.measuring.store(false, Ordering::Relaxed);
+    let window = started.elapsed().as_secs_f64();
+    let cpu1 = server_pid.map(|p| procs.cpu_seconds(p));
+    let self1 = procs.cpu_seconds(self_pid).ok();
+    let rss = server_pid.map(backend::ProcStats::peak_rss_kib);
+    live.stop.store(true, Ordering::Relaxed);
+    progress.abort();
+    eprintln!();
+
+    let mut total = template;
+    let grace = Duration::from_millis(args.timeout_ms) + Duration::from_secs(2);
+    for h in handles {
+        match tokio::time::timeout(grace, h).await {
+            Ok(Ok(rec)) => total.merge(&rec),
+            Ok(Err(e)) => eprintln!("bench: worker failed: {e}"),
+            Err(_) => eprintln!("bench: a worker did not finish within {grace:?}"),
+        }
+    }
+    report.fill(&total, window);
+    if let (Some(Ok(a)), Some(Ok(b))) = (cpu0, cpu1) {
+        report.server_cpu_s = Some(b - a);
+    }
+    if let Some(Ok(kib)) = rss {
+        report.server_peak_rss_mib = Some(kib as f64 / 1024.0);
+    }
+    if let (Some(a), Some(b)) = (self0, self1) {
+        report.bench_cpu_s = Some(b - a);
+    }
+    Ok(())
+}
+
+/// Once per second on stderr: elapsed, requests/s and errors of the last second.
+async fn progress(live: Arc<Live>, warmup: u64) {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let (mut ok0, mut err0) = (0u64, 0u64);
+    loop {
+        tick.tick().await;
+        let ok = live.ok.load(Ordering::Relaxed);
+        let err = live.errors.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs();
+        let phase = if secs <= warmup { " (warmup)" } else { "" };
+        let line = format!(
+            "[{secs:>4}s] {:>8} req/s  errors {:>6} (total {err}){phase}",
+            ok - ok0,
+            err - err0
+        );
+        let mut e = std::io::stderr().lock();
+        let _ = if tty {
+            write!(e, "\r{line}\x1b[K")
+        } else {
+            writeln!(e, "{line}")
+        };
+        let _ = e.flush();
+        (ok0, err0) = (ok, err);
+    }
+}

@@ -1,0 +1,289 @@
+//! Backends of a bench run: the bench MariaDB database and Redis db (fresh when the bench
+//! owns them), the in-process model `Store`, and the db-proxy release binary as a child
+//! process with its CPU and memory read from /proc.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use db_proxy::settings::Settings;
+use dbproxy_model::Store;
+use mysql_async::prelude::Queryable;
+
+use super::options::Args;
+use crate::common::{self, Redis, Result};
+use crate::db_setup::{grant_user, ident};
+
+/// Settings the server (or the direct baseline) runs with, and a store on the same backends.
+pub struct Backends {
+    pub settings: Settings,
+    pub store: Store,
+}
+
+/// Connects a model store to the backends of `s`.
+pub async fn connect_store(s: &Settings) -> Result<Store> {
+    let cfg = s
+        .store_config()
+        .map_err(|e| format!("bench settings: {e}"))?;
+    Store::connect(&cfg)
+        .await
+        .map_err(|e| format!("cannot connect MariaDB/Redis for the bench: {e}").into())
+}
+
+/// The backends of config/db-proxy.toml as they are (for --addr: the running server's).
+pub async fn existing(_args: &Args) -> Result<Backends> {
+    let settings = common::settings()?;
+    let store = connect_store(&settings).await?;
+    Ok(Backends { settings, store })
+}
+
+/// A fresh bench database (dropped and re-created, granted to the configured app user, model
+/// schema applied) and a flushed Redis db, both chosen by the options; other settings from
+/// config/db-proxy.toml.
+pub async fn fresh(args: &Args) -> Result<Backends> {
+    let mut s = common::settings()?;
+    let db = ident("database", &args.database)?;
+    if db == s.mysql.master.database || db == s.mysql.slave.database {
+        return Err(format!(
+            "--database {db} is the configured application database; the bench drops and \
+             re-creates its database, so pick another name"
+        )
+        .into());
+    }
+    let (mut admin, how) = common::admin_conn(args.admin_url.as_deref()).await?;
+    admin
+        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await?;
+    admin
+        .query_drop(format!(
+            "CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        ))
+        .await?;
+    let mut users = vec![(s.mysql.master.user.clone(), s.mysql.master.password.clone())];
+    if s.mysql.slave.user != s.mysql.master.user {
+        users.push((s.mysql.slave.user.clone(), s.mysql.slave.password.clone()));
+    }
+    for (user, password) in &users {
+        grant_user(&mut admin, &db, &ident("user", user)?, password).await?;
+    }
+    admin.disconnect().await?;
+    eprintln!("bench: fresh MariaDB database `{db}` (admin: {how})");
+    s.mysql.master.database = db.clone();
+    s.mysql.slave.database = db;
+
+    let redis = &mut s.redis;
+    let mut flushed: Vec<String> = Vec::new();
+    for r in [
+        &mut redis.unread,
+        &mut redis.group_set,
+        &mut redis.token,
+        &mut redis.group_member,
+    ] {
+        r.db = i64::from(args.redis_db);
+        if !flushed.contains(&r.addr()) {
+            Redis::connect(r).await?.cmd(&["FLUSHDB"]).await?;
+            flushed.push(r.addr());
+        }
+    }
+    eprintln!(
+        "bench: Redis db {} flushed on {}",
+        args.redis_db,
+        flushed.join(", ")
+    );
+
+    let store = connect_store(&s).await?;
+    dbproxy_model::schema::migrate(&store)
+        .await
+        .map_err(|e| format!("bench schema: {e}"))?;
+    Ok(Backends { settings: s, store })
+}
+
+/// db-proxy (target/release/db-proxy) running as a child process on a free local port.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn cargo_build_release() -> Result<()> {
+    eprintln!("bench: cargo build --release -p db-proxy");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(common::root())
+        .args(["build", "--release", "-p", "db-proxy"])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build --release -p db-proxy failed ({status})").into())
+    }
+}
+
+impl ServerProcess {
+    /// Builds (unless `no_build`) and starts db-proxy with a config generated from `s`
+    /// (listen 127.0.0.1 on a free port, log level warn), waiting until it accepts TCP.
+    pub async fn start(s: &Settings, no_build: bool) -> Result<ServerProcess> {
+        if !no_build {
+            tokio::task::spawn_blocking(cargo_build_release).await??;
+        }
+        let root = common::root();
+        let bin = root.join("target/release/db-proxy");
+        if !bin.exists() {
+            return Err(format!(
+                "{} is missing: run `cargo build --release -p db-proxy`",
+                bin.display()
+            )
+            .into());
+        }
+        let port = free_port()?;
+        let mut cfg = s.clone();
+        cfg.server.listen = vec!["127.0.0.1".into()];
+        cfg.server.port = i64::from(port);
+        cfg.server.pid_file = String::new();
+        cfg.log.level = "warn".into();
+        let dir = root.join("target/bench");
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("db-proxy-bench.toml");
+        let text = toml::to_string_pretty(&cfg).map_err(|e| format!("bench config: {e}"))?;
+        std::fs::write(&config, text)?;
+        let log = dir.join("db-proxy.log");
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .env_remove("RUST_LOG")
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut me = ServerProcess { child, addr, log };
+        me.wait_ready().await?;
+        eprintln!(
+            "bench: db-proxy pid {} on {addr} (config {}, log {})",
+            me.pid(),
+            config.display(),
+            me.log.display()
+        );
+        Ok(me)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(format!(
+                    "db-proxy exited during start-up ({status}); see {}",
+                    self.log.display()
+                )
+                .into());
+            }
+            if common::tcp_reachable(&self.addr.to_string()).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "db-proxy did not listen on {} within 30 s; see {}",
+                    self.addr,
+                    self.log.display()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (graceful: stop notice, drain), then SIGKILL after 10 s.
+    pub async fn stop(mut self) -> Result<()> {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.child.kill()?;
+        let _ = self.child.wait();
+        Err("db-proxy did not stop within 10 s of SIGTERM; killed".into())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Clock ticks per second of /proc/<pid>/stat times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// Reads CPU time (utime + stime) and VmHWM of a process.
+pub struct ProcStats {
+    ticks: f64,
+}
+
+impl ProcStats {
+    pub fn new() -> Self {
+        ProcStats {
+            ticks: clock_ticks(),
+        }
+    }
+
+    /// utime + stime of `pid` in seconds.
+    pub fn cpu_seconds(&self, pid: u32) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 1..))
+            .ok_or("unexpected /proc/<pid>/stat format")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| -> Result<u64> {
+            Ok(fields
+                .get(n - 3)
+                .ok_or("short /proc/<pid>/stat")?
+                .parse::<u64>()?)
+        };
+        Ok((field(14)? + field(15)?) as f64 / self.ticks)
+    }
+
+    /// Peak resident set size (VmHWM) of `pid` in KiB.
+    pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .ok_or("no VmHWM in /proc/<pid>/status")?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .ok_or("bad VmHWM line")?
+            .parse::<u64>()?)
+    }
+}

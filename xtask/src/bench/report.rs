@@ -1,0 +1,125 @@
+//! The result of one run: one text line, or one JSON object with --json.
+
+use serde::Serialize;
+
+use super::stats::{Errors, Recorder};
+
+/// Everything a run reports.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    /// "db-proxy (started by bench)", "db-proxy at HOST:PORT", "direct MariaDB/Redis",
+    /// "in-process trivial server".
+    pub target: String,
+    pub conns: u32,
+    pub depth: u32,
+    pub users: u32,
+    /// Length of the measured window, s.
+    pub seconds: f64,
+    /// Successful requests in the window.
+    pub requests: u64,
+    /// Failed requests in the window.
+    pub errors: u64,
+    pub errors_by_kind: Errors,
+    /// Successful requests per second.
+    pub req_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// utime + stime of the db-proxy process over the window, s (when the bench started it).
+    pub server_cpu_s: Option<f64>,
+    /// VmHWM of the db-proxy process at the end of the window, MiB (when the bench started it).
+    pub server_peak_rss_mib: Option<f64>,
+    /// utime + stime of the bench process itself over the window, s (includes the in-process
+    /// server in ceiling mode and the model calls in direct mode).
+    pub bench_cpu_s: Option<f64>,
+    /// One of the failures, for diagnosis.
+    pub last_error: Option<String>,
+}
+
+impl Report {
+    pub fn new(mode: &'static str, target: String, args: &super::options::Args) -> Report {
+        Report {
+            mode,
+            target,
+            conns: args.conns,
+            depth: args.depth,
+            users: args.users,
+            seconds: 0.0,
+            requests: 0,
+            errors: 0,
+            errors_by_kind: Errors::default(),
+            req_per_s: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            server_cpu_s: None,
+            server_peak_rss_mib: None,
+            bench_cpu_s: None,
+            last_error: None,
+        }
+    }
+
+    /// Fills the request figures from the merged recorder and the window length.
+    pub fn fill(&mut self, rec: &Recorder, seconds: f64) {
+        self.seconds = seconds;
+        self.requests = rec.ok;
+        self.errors = rec.errors.total();
+        self.errors_by_kind = rec.errors;
+        self.req_per_s = if seconds > 0.0 {
+            rec.ok as f64 / seconds
+        } else {
+            0.0
+        };
+        if rec.ok > 0 {
+            self.p50_ms = rec.quantile_ms(0.50);
+            self.p99_ms = rec.quantile_ms(0.99);
+            self.max_ms = rec.max_ms();
+        }
+        self.last_error.clone_from(&rec.last_error);
+    }
+
+    pub fn text(&self) -> String {
+        let mut line = format!(
+            "mode={} conns={} depth={} seconds={:.1} requests={} errors={} req/s={:.0} \
+             p50={:.3}ms p99={:.3}ms max={:.3}ms",
+            self.mode,
+            self.conns,
+            self.depth,
+            self.seconds,
+            self.requests,
+            self.errors,
+            self.req_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms
+        );
+        if let Some(c) = self.server_cpu_s {
+            line.push_str(&format!(" server_cpu={c:.2}s"));
+        }
+        if let Some(r) = self.server_peak_rss_mib {
+            line.push_str(&format!(" server_peak_rss={r:.1}MiB"));
+        }
+        if let Some(c) = self.bench_cpu_s {
+            line.push_str(&format!(" bench_cpu={c:.2}s"));
+        }
+        line.push_str(&format!(" target=\"{}\"", self.target));
+        if self.errors > 0 {
+            let e = &self.errors_by_kind;
+            line.push_str(&format!(
+                " (timeout {}, closed {}, wrong reply {}, bad result {}, backend {}; last: {})",
+                e.timeout,
+                e.closed,
+                e.wrong_reply,
+                e.bad_result,
+                e.backend,
+                self.last_error.as_deref().unwrap_or("-")
+            ));
+        }
+        line
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}

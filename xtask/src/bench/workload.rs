@@ -1,0 +1,233 @@
+//! Request choice per mode and execution against the proxy (protocol `Client`) or straight
+//! against the backends (`--direct`), with the success checks of each workload.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dbproxy_model::{unix_now, Store};
+use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};
+use dbproxy_protocol::pb::im::message::{
+    ImGetMsgListReq, ImGetMsgListRsp, ImMsgData, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
+};
+use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
+use dbproxy_protocol::{cid, Client};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::direct;
+use super::options::Mode;
+use super::prepare::{Population, FETCH_COUNT};
+use super::stats::Failure;
+
+/// md5hex("123456"): what msg_server sends as the password.
+pub const CLIENT_PASSWORD_MD5: &str = "e10adc3949ba59abbe56e057f20f883e";
+/// A msg_server-style "handle" attach (type 1, handle 5, service type 0), echoed by replies.
+pub const ATTACH: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0];
+const TEXT: &[u8] = b"bench: hello, this is a short single-chat text message";
+
+/// One request to issue.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Login { name: String },
+    Send { from: u32, to: u32 },
+    Fetch { user: u32, peer: u32 },
+    Unread { user: u32 },
+}
+
+/// Picks requests for a mode from the prepared population.
+pub struct Workload {
+    mode: Mode,
+    pop: Arc<Population>,
+}
+
+fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> Option<T> {
+    if items.is_empty() {
+        None
+    } else {
+        items.get(rng.random_range(0..items.len())).copied()
+    }
+}
+
+impl Workload {
+    /// Fails when the population lacks what the mode needs.
+    pub fn new(mode: Mode, pop: Arc<Population>) -> crate::common::Result<Workload> {
+        if pop.users.is_empty() {
+            return Err("no seeded users".into());
+        }
+        let needs_pairs = matches!(mode, Mode::Send | Mode::Mix);
+        let needs_fetch = matches!(mode, Mode::Fetch | Mode::Mix);
+        if (needs_pairs && pop.pairs.is_empty()) || (needs_fetch && pop.fetch_pairs.is_empty()) {
+            return Err(format!("mode {mode}: preparation produced no conversations").into());
+        }
+        Ok(Workload { mode, pop })
+    }
+
+    /// The next request.
+    pub fn next(&self, rng: &mut StdRng) -> Op {
+        let kind = match self.mode {
+            Mode::Mix => match rng.random_range(0..100u32) {
+                0..60 => Mode::Send,
+                60..90 => Mode::Fetch,
+                _ => Mode::Unread,
+            },
+            m => m,
+        };
+        let swap = rng.random_bool(0.5);
+        let orient = |(a, b): (u32, u32)| if swap { (b, a) } else { (a, b) };
+        let user = &self.pop.users[rng.random_range(0..self.pop.users.len())];
+        match kind {
+            Mode::Send => match pick(rng, &self.pop.pairs).map(orient) {
+                Some((from, to)) => Op::Send { from, to },
+                None => Op::Unread { user: user.id },
+            },
+            Mode::Fetch => match pick(rng, &self.pop.fetch_pairs).map(orient) {
+                Some((user, peer)) => Op::Fetch { user, peer },
+                None => Op::Unread { user: user.id },
+            },
+            Mode::Unread => Op::Unread { user: user.id },
+            Mode::Login | Mode::Ceiling | Mode::Mix => Op::Login {
+                name: user.name.clone(),
+            },
+        }
+    }
+}
+
+/// A failed request: kind and detail.
+pub type Fail = (Failure, String);
+
+fn classify(e: dbproxy_protocol::Error) -> Fail {
+    use dbproxy_protocol::Error as E;
+    let kind = match &e {
+        E::Timeout { .. } => Failure::Timeout,
+        E::ConnectionClosed | E::Io(_) => Failure::Closed,
+        _ => Failure::WrongReply,
+    };
+    (kind, e.to_string())
+}
+
+fn attach() -> Option<Bytes> {
+    Some(Bytes::from_static(ATTACH))
+}
+
+/// Where requests go.
+pub enum Target {
+    /// One client per connection; worker `i` uses connection `i / depth`.
+    Proxy { clients: Vec<Client>, depth: usize },
+    /// The model crate in-process.
+    Direct(Store),
+}
+
+impl Target {
+    /// Issues `op` and checks the reply.
+    pub async fn exec(&self, worker: usize, op: &Op) -> Result<(), Fail> {
+        match self {
+            Target::Proxy { clients, depth } => {
+                let client = clients
+                    .get(worker / (*depth).max(1))
+                    .ok_or((Failure::Closed, "no connection for worker".to_owned()))?;
+                proxy(client, op).await
+            }
+            Target::Direct(store) => backend(store, op).await,
+        }
+    }
+}
+
+async fn proxy(c: &Client, op: &Op) -> Result<(), Fail> {
+    match op {
+        Op::Login { name } => {
+            let req = ImValidateReq {
+                user_name: name.clone(),
+                password: CLIENT_PASSWORD_MD5.to_owned(),
+                attach_data: attach(),
+            };
+            let rsp: ImValidateRsp = c
+                .call_decode(cid::OTHER_VALIDATE_REQ, &req)
+                .await
+                .map_err(classify)?;
+            if rsp.result_code != 0 {
+                return Err((
+                    Failure::BadResult,
+                    format!("login {name}: result_code {}", rsp.result_code),
+                ));
+            }
+        }
+        Op::Send { from, to } => {
+            let req = ImMsgData {
+                from_user_id: *from,
+                to_session_id: *to,
+                msg_id: 0,
+                create_time: unix_now(),
+                msg_type: MsgType::SingleText as i32,
+                msg_data: Bytes::from_static(TEXT),
+                attach_data: attach(),
+            };
+            let rsp: ImMsgData = c.call_decode(cid::MSG_DATA, &req).await.map_err(classify)?;
+            if rsp.msg_id == 0 {
+                return Err((Failure::BadResult, format!("send {from}->{to}: msg_id 0")));
+            }
+        }
+        Op::Fetch { user, peer } => {
+            let req = ImGetMsgListReq {
+                user_id: *user,
+                session_type: SessionType::Single as i32,
+                session_id: *peer,
+                msg_id_begin: 0,
+                msg_cnt: FETCH_COUNT,
+                attach_data: attach(),
+            };
+            let rsp: ImGetMsgListRsp = c
+                .call_decode(cid::MSG_LIST_REQUEST, &req)
+                .await
+                .map_err(classify)?;
+            if rsp.msg_list.len() < FETCH_COUNT as usize {
+                return Err((
+                    Failure::BadResult,
+                    format!("fetch {user}/{peer}: {} messages", rsp.msg_list.len()),
+                ));
+            }
+        }
+        Op::Unread { user } => {
+            let req = ImUnreadMsgCntReq {
+                user_id: *user,
+                attach_data: attach(),
+            };
+            let _: ImUnreadMsgCntRsp = c
+                .call_decode(cid::MSG_UNREAD_CNT_REQUEST, &req)
+                .await
+                .map_err(classify)?;
+        }
+    }
+    Ok(())
+}
+
+async fn backend(store: &Store, op: &Op) -> Result<(), Fail> {
+    let backend_err = |e: dbproxy_model::Error| (Failure::Backend, e.to_string());
+    match op {
+        Op::Send { from, to } => {
+            let id = direct::send_single(store, *from, *to, unix_now(), TEXT)
+                .await
+                .map_err(backend_err)?;
+            if id == 0 {
+                return Err((Failure::BadResult, format!("send {from}->{to}: msg_id 0")));
+            }
+        }
+        Op::Fetch { user, peer } => {
+            let n = direct::fetch_single(store, *user, *peer, FETCH_COUNT)
+                .await
+                .map_err(backend_err)?;
+            if n < FETCH_COUNT as usize {
+                return Err((
+                    Failure::BadResult,
+                    format!("fetch {user}/{peer}: {n} messages"),
+                ));
+            }
+        }
+        Op::Login { .. } | Op::Unread { .. } => {
+            return Err((
+                Failure::Backend,
+                "--direct supports send and fetch only".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
