@@ -17,7 +17,7 @@ pub const VOICE_PLACEHOLDER_TEXT: &str = "[语音]";
 pub fn encrypt(key: &[u8; 32], plain: &[u8]) -> String {
     let len = plain.len();
     let mut blocks = len.div_ceil(16);
-    if len % 16 == 0 || len % 16 > 12 {
+    if len.is_multiple_of(16) || len % 16 > 12 {
         blocks += 1;
     }
     let mut buf = vec![0u8; blocks * 16];

@@ -161,8 +161,8 @@ fn check_field(
         (kind, WT_LEN) if field.repeated && scalar_wire(kind).is_some() => {
             // Packed scalars: the payload must be a whole number of elements.
             let ok = match scalar_wire(kind) {
-                Some(WT_FIXED64) => value.len() % 8 == 0,
-                Some(WT_FIXED32) => value.len() % 4 == 0,
+                Some(WT_FIXED64) => value.len().is_multiple_of(8),
+                Some(WT_FIXED32) => value.len().is_multiple_of(4),
                 _ => {
                     let mut p = 0;
                     let mut ok = true;
