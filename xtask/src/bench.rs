@@ -119,6 +119,9 @@ async fn run_proxy(args: &Args) -> Result<Report> {
                 .await?
                 .next()
                 .ok_or_else(|| format!("--addr {a}: no address"))?;
+            crate::common::tcp_reachable(&addr.to_string())
+                .await
+                .map_err(|e| format!("--addr {a}: {e}"))?;
             let b = backend::existing(args).await?;
             (b, None, addr, format!("db-proxy at {a}"))
         }
