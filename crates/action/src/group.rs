@@ -18,9 +18,6 @@ use dbproxy_protocol::pb::im::server::{ImGroupGetShieldReq, ImGroupGetShieldRsp}
 use crate::command::{attach, now, Command};
 use crate::{Ctx, Error};
 
-/// IMRecentSession.type of group sessions.
-const GROUP_SESSION: u8 = 2;
-
 /// Sorted, de-duplicated copy of a member list.
 fn member_set(ids: &[u32]) -> Vec<u32> {
     let mut set = ids.to_vec();
@@ -244,7 +241,7 @@ impl Command for ChangeMembers {
 /// removeSession(session(user, G, 2, visible)).
 async fn remove_group_session(ctx: &Ctx, user: u32, group: u32) -> Result<(), Error> {
     if let Some(id) =
-        session::find(&ctx.store, Db::Master, user, group, GROUP_SESSION, false).await?
+        session::find(&ctx.store, Db::Master, user, group, session::GROUP, false).await?
     {
         session::remove(&ctx.store, id).await?;
     }

@@ -18,9 +18,6 @@ use crate::command::now;
 /// Seconds re-scanned before the last mark (idempotent: the same `updated` is written again).
 pub const OVERLAP_SECS: u32 = 2;
 
-/// IMRecentSession.type of group sessions.
-const GROUP_SESSION: u8 = 2;
-
 /// Runs the sync until `shutdown` is cancelled: one pass immediately, then one every
 /// `interval`. A pass in progress is finished before returning.
 ///
@@ -98,12 +95,12 @@ async fn bump(
     group: u32,
     last_chated: u32,
 ) -> dbproxy_model::Result<()> {
-    match session::find(store, Db::Master, member, group, GROUP_SESSION, true).await? {
+    match session::find(store, Db::Master, member, group, session::GROUP, true).await? {
         Some(id) => {
             session::update(store, id, last_chated).await?;
         }
         None => {
-            session::add(store, member, group, GROUP_SESSION).await?;
+            session::add(store, member, group, session::GROUP).await?;
         }
     }
     Ok(())
