@@ -54,6 +54,22 @@ impl Error {
         }
     }
 
+    /// True for MariaDB's "Deadlock found" (1213) and "Lock wait timeout exceeded" (1205):
+    /// the transaction was rolled back (or the statement abandoned) by the server and may
+    /// simply be run again.
+    pub fn is_lock_conflict(&self) -> bool {
+        match self {
+            Error::Mysql {
+                source: diesel::result::Error::DatabaseError(_, info),
+                ..
+            } => {
+                let m = info.message();
+                m.contains("Deadlock found") || m.contains("Lock wait timeout exceeded")
+            }
+            _ => false,
+        }
+    }
+
     /// Wrap a diesel error with context.
     pub fn mysql(context: impl Into<String>, source: diesel::result::Error) -> Self {
         Error::Mysql {

@@ -286,14 +286,35 @@ const INSERT_GROUP: [&str; 8] = shard_sql!(
 );
 
 async fn bump_sessions(c: &mut DbConn, sessions: &[u32], t: u32) -> Result<()> {
-    for &s in sessions.iter().filter(|&&s| s != 0) {
-        session::update_on(c, s, t).await?;
+    session::bump_on(c, sessions, t).await.map(|_| ())
+}
+
+/// Attempts of a message transaction that lost a deadlock / lock wait (1213 / 1205).
+const TX_ATTEMPTS: u32 = 4;
+
+/// Run the message transaction built by `make` again (fresh closure, fresh transaction)
+/// when MariaDB rolled it back for a lock conflict; at most [`TX_ATTEMPTS`] times.
+async fn with_retry<F, Fut>(what: &'static str, mut make: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut attempt = 1;
+    loop {
+        match make().await {
+            Err(e) if e.is_lock_conflict() && attempt < TX_ATTEMPTS => {
+                tracing::debug!(what, attempt, error = %e, "lock conflict; transaction retried");
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
-    Ok(())
 }
 
 /// Store a single message and bump `IMRecentSession.updated = session_time` of the given
 /// session ids (0s ignored) in ONE master transaction: either all is written or nothing.
+/// The sessions are bumped by one statement in id order; a transaction rolled back by a
+/// deadlock or lock wait timeout is run again (up to 4 attempts in all).
 /// Writes `IMMessage_<relate_id % 8>` and `IMRecentSession`.
 pub async fn store_single(
     store: &Store,
@@ -302,8 +323,8 @@ pub async fn store_single(
     session_time: u32,
 ) -> Result<()> {
     let sql = INSERT_SINGLE[shard_of(m.relate_id)];
-    store
-        .master_tx(async |c| {
+    with_retry("store_single", || {
+        store.master_tx(async |c| {
             diesel::sql_query(sql)
                 .bind::<Unsigned<Integer>, _>(m.relate_id)
                 .bind::<Unsigned<Integer>, _>(m.from_id)
@@ -318,11 +339,13 @@ pub async fn store_single(
                 .ctx("IMMessage insert")?;
             bump_sessions(c, sessions, session_time).await
         })
-        .await
+    })
+    .await
 }
 
 /// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
-/// session ids to `session_time`, in ONE master transaction.
+/// session ids to `session_time`, in ONE master transaction (retried on deadlock / lock
+/// wait timeout like [`store_single`]).
 /// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`.
 pub async fn store_group(
     store: &Store,
@@ -332,8 +355,8 @@ pub async fn store_group(
     session_time: u32,
 ) -> Result<()> {
     let sql = INSERT_GROUP[shard_of(m.group_id)];
-    store
-        .master_tx(async |c| {
+    with_retry("store_group", || {
+        store.master_tx(async |c| {
             diesel::sql_query(sql)
                 .bind::<Unsigned<Integer>, _>(m.group_id)
                 .bind::<Unsigned<Integer>, _>(m.from_id)
@@ -353,7 +376,8 @@ pub async fn store_group(
                 .ctx("IMGroup lastChated")?;
             bump_sessions(c, sessions, session_time).await
         })
-        .await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------

@@ -178,6 +178,51 @@ pub async fn update_on(c: &mut DbConn, id: u32, t: u32) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Sorted, de-duplicated, non-zero session ids (the lock order of [`bump_on`]).
+fn lock_order(ids: &[u32]) -> Vec<u32> {
+    let mut v: Vec<u32> = ids.iter().copied().filter(|&id| id != 0).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `updated = t` on every row of `ids` (0s ignored) with ONE statement
+/// (`UPDATE IMRecentSession SET updated = ? WHERE id IN (...)`, ids sorted) on an existing
+/// connection, so two transactions bumping the same rows lock them in the same order.
+/// Returns the number of rows matched.
+pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
+    let ids = lock_order(ids);
+    let sql: std::borrow::Cow<'static, str> = match ids.len() {
+        0 => return Ok(0),
+        1 => "UPDATE IMRecentSession SET updated = ? WHERE id = ?".into(),
+        2 => "UPDATE IMRecentSession SET updated = ? WHERE id IN (?, ?)".into(),
+        n => {
+            let mut s = String::from("UPDATE IMRecentSession SET updated = ? WHERE id IN (?");
+            for _ in 1..n {
+                s.push_str(", ?");
+            }
+            s.push(')');
+            s.into()
+        }
+    };
+    let mut q = diesel::sql_query(sql.as_ref())
+        .into_boxed::<diesel::mysql::Mysql>()
+        .bind::<Unsigned<Integer>, _>(t);
+    for id in &ids {
+        q = q.bind::<Unsigned<Integer>, _>(*id);
+    }
+    q.execute(c).await.ctx("IMRecentSession update")
+}
+
+/// `updated = t` on every row of `ids` (0s ignored), one statement on master.
+/// Returns the number of rows matched.
+pub async fn bump(store: &Store, ids: &[u32], t: u32) -> Result<usize> {
+    if lock_order(ids).is_empty() {
+        return Ok(0);
+    }
+    store.master(async |c| bump_on(c, ids, t).await).await
+}
+
 /// removeSession (§10.4): `status = 1, updated = now` on row `id` (master). Returns
 /// whether a row matched.
 pub async fn remove(store: &Store, id: u32) -> Result<bool> {

@@ -103,7 +103,12 @@ fn pool_error(pool: &'static str, e: PoolError) -> Error {
 /// Should a connection whose work returned `e` be thrown away rather than pooled?
 /// Anything but a plain "no row" result: a failed statement may have left a broken
 /// socket or an aborted transaction behind, and reconnecting is cheap.
+/// A lock conflict (deadlock / lock wait timeout) leaves a healthy connection: the server
+/// rolled the transaction back (or the statement), and `run` rolls back what is left.
 fn must_discard(e: &Error) -> bool {
+    if e.is_lock_conflict() {
+        return false;
+    }
     !matches!(
         e,
         Error::NotFound(_)

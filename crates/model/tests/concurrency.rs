@@ -333,3 +333,72 @@ async fn concurrent_group_sends_and_read_acks_leave_exact_counts() {
     );
     env.cleanup().await;
 }
+
+/// Q-M02 under contention: sends in both directions of one pair bump the same two session
+/// rows. Bumping them in caller order deadlocks in InnoDB (one side loses its message);
+/// every send must be stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opposite_direction_sends_never_lose_a_message() {
+    let env = TestEnv::new().await;
+    let (a, b) = (11, 12);
+    let sa = session::get_or_add(&env.store, a, b, session::SINGLE)
+        .await
+        .unwrap();
+    let sb = session::get_or_add(&env.store, b, a, session::SINGLE)
+        .await
+        .unwrap();
+    let rel = relation::get_or_create(&env.store, a, b)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut total = 0;
+    for round in 0..6u32 {
+        let mut tasks = Vec::new();
+        for i in 0..16u32 {
+            let store = env.store.clone();
+            let (from, to, sessions) = if i % 2 == 0 {
+                (a, b, [sa, sb])
+            } else {
+                (b, a, [sb, sa])
+            };
+            tasks.push(tokio::spawn(async move {
+                let id = message::allocate_single(&store, rel).await?;
+                message::store_single(
+                    &store,
+                    &NewSingleMessage {
+                        relate_id: rel,
+                        from_id: from,
+                        to_id: to,
+                        msg_id: id,
+                        content: b"hello",
+                        kind: 1,
+                        created: 1000 + round,
+                    },
+                    &sessions,
+                    2000 + round * 16 + i,
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+            total += 1;
+        }
+    }
+    const TABLES: [&str; 8] = [
+        "SELECT COUNT(*) AS n FROM IMMessage_0",
+        "SELECT COUNT(*) AS n FROM IMMessage_1",
+        "SELECT COUNT(*) AS n FROM IMMessage_2",
+        "SELECT COUNT(*) AS n FROM IMMessage_3",
+        "SELECT COUNT(*) AS n FROM IMMessage_4",
+        "SELECT COUNT(*) AS n FROM IMMessage_5",
+        "SELECT COUNT(*) AS n FROM IMMessage_6",
+        "SELECT COUNT(*) AS n FROM IMMessage_7",
+    ];
+    let mut stored_all = 0;
+    for sql in TABLES {
+        stored_all += count(&env, sql).await;
+    }
+    assert_eq!(stored_all, total);
+    env.cleanup().await;
+}
