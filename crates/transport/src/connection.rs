@@ -46,8 +46,10 @@ pub(crate) async fn serve_connection<H: Handler>(
         write_half,
         rx,
         cfg.heartbeat_interval,
+        cfg.write_timeout,
         stats.clone(),
     ));
+    let mut writer_done = false;
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut last_recv = Instant::now();
     // Set once shutdown starts: (when the notice was sent, grace deadline).
@@ -63,6 +65,11 @@ pub(crate) async fn serve_connection<H: Handler>(
         tokio::select! {
             biased;
             _ = ctx.hard_stop.cancelled() => break,
+            _ = &mut writer, if !writer_done => {
+                // The peer is gone or stopped reading: nothing more can be answered.
+                writer_done = true;
+                break;
+            }
             _ = ctx.lame_duck.cancelled(), if lame.is_none() => {
                 let now = Instant::now();
                 lame = Some((now, now + cfg.shutdown_grace));
@@ -113,10 +120,12 @@ pub(crate) async fn serve_connection<H: Handler>(
         }
     }
     drop(tx);
-    tokio::select! {
-        biased;
-        _ = &mut writer => {}
-        _ = ctx.hard_stop.cancelled() => writer.abort(),
+    if !writer_done {
+        tokio::select! {
+            biased;
+            _ = &mut writer => {}
+            _ = ctx.hard_stop.cancelled() => writer.abort(),
+        }
     }
 }
 
@@ -188,6 +197,7 @@ async fn write_loop(
     mut w: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Pdu>,
     heartbeat: Duration,
+    write_timeout: Duration,
     stats: Arc<Stats>,
 ) {
     let mut buf = BytesMut::with_capacity(8192);
@@ -225,9 +235,17 @@ async fn write_loop(
                 None
             };
         }
-        if let Err(e) = w.write_all(&buf).await {
-            tracing::debug!(error = %e, "write failed; closing");
-            return;
+        match tokio::time::timeout(write_timeout, w.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "write failed; closing");
+                return;
+            }
+            Err(_) => {
+                Stats::inc(&stats.write_timeouts);
+                tracing::warn!(?write_timeout, "peer does not read its replies; closing");
+                return;
+            }
         }
         stats
             .replies

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// Extra time after `shutdown_grace` for in-flight handlers to finish and replies to be
     /// flushed; after it, remaining connections are dropped.
     pub shutdown_flush: Duration,
+    /// A reply write that cannot complete for this long (the peer stopped reading) closes
+    /// the connection instead of holding its handlers and memory forever.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(4),
             shutdown_quiet: Duration::from_millis(250),
             shutdown_flush: Duration::from_millis(500),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Stats {
     pub handler_panics: AtomicU64,
     /// Errors from accept().
     pub accept_errors: AtomicU64,
+    /// Connections closed because the peer did not read its replies within the write timeout.
+    pub write_timeouts: AtomicU64,
 }
 
 /// A plain copy of [`Stats`] at one moment.
@@ -53,6 +55,7 @@ pub struct StatsSnapshot {
     pub framing_errors: u64,
     pub handler_panics: u64,
     pub accept_errors: u64,
+    pub write_timeouts: u64,
 }
 
 impl Stats {
@@ -78,6 +81,7 @@ impl Stats {
             framing_errors: g(&self.framing_errors),
             handler_panics: g(&self.handler_panics),
             accept_errors: g(&self.accept_errors),
+            write_timeouts: g(&self.write_timeouts),
         }
     }
 }

@@ -499,3 +499,27 @@ async fn listens_on_every_address() {
         Err(dbproxy_transport::Error::NoListenAddress)
     ));
 }
+
+#[tokio::test]
+async fn peer_that_stops_reading_is_closed_after_write_timeout() {
+    let srv = start(ServerConfig {
+        write_timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    // Ask for large replies and never read them: the socket buffers fill up.
+    let mut stuck = framed(srv.addr).await;
+    let body: &'static str = Box::leak("x".repeat(1 << 20).into_boxed_str());
+    for seq in 0..64 {
+        stuck.send(all_users(seq, body)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.stats.snapshot().write_timeouts == 0 {
+        assert!(Instant::now() < deadline, "write timeout never fired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server still serves everyone else.
+    let mut other = framed(srv.addr).await;
+    other.send(all_users(7, "ping")).await.unwrap();
+    assert_eq!(&next(&mut other).await.body[..], b"ping");
+}
