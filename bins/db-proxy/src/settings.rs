@@ -605,6 +605,7 @@ fn mysql_config(role: &str, m: &MysqlInstance) -> Result<dbproxy_model::MysqlCon
         password: m.password.clone(),
         max_connections: conv(&format!("mysql.{role}.max_connections"), m.max_connections)?,
         socket: Some(m.socket.clone()).filter(|s| !s.is_empty()),
+        ..dbproxy_model::MysqlConfig::default()
     })
 }
 
@@ -638,6 +639,7 @@ impl Settings {
                 redis_command: ms(l.redis_timeout_ms),
                 msfs_upload: ms(l.msfs_timeout_ms),
                 msfs_download: ms(l.msfs_timeout_ms),
+                ..dbproxy_model::Timeouts::default()
             },
         })
     }

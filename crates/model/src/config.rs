@@ -22,6 +22,9 @@ pub struct MysqlConfig {
     pub max_connections: usize,
     /// Unix socket path; when set the connection goes through the socket.
     pub socket: Option<String>,
+    /// For a loopback host, let the driver switch to the server's unix socket after the
+    /// TCP handshake (faster; mysql_async's default). `false` keeps the TCP connection.
+    pub prefer_socket: bool,
 }
 
 impl Default for MysqlConfig {
@@ -34,6 +37,7 @@ impl Default for MysqlConfig {
             password: "dbproxy".into(),
             max_connections: 16,
             socket: None,
+            prefer_socket: true,
         }
     }
 }
@@ -57,9 +61,16 @@ impl MysqlConfig {
             self.port,
             utf8_percent_encode(&self.database, COMPONENT),
         );
+        let mut sep = '?';
         if let Some(sock) = self.socket.as_deref().filter(|s| !s.is_empty()) {
-            url.push_str("?socket=");
+            url.push(sep);
+            url.push_str("socket=");
             url.push_str(&utf8_percent_encode(sock, COMPONENT).to_string());
+            sep = '&';
+        }
+        if !self.prefer_socket {
+            url.push(sep);
+            url.push_str("prefer_socket=false");
         }
         url
     }
@@ -111,6 +122,11 @@ pub struct Timeouts {
     /// One Redis command (or pipeline / script).
     #[serde(with = "millis")]
     pub redis_command: Duration,
+    /// A pooled MySQL connection idle for longer than this is verified (`SELECT 1`) on
+    /// checkout before it is handed out; one used more recently is handed out at once
+    /// (unless diesel-async reports it broken). Zero verifies on every checkout.
+    #[serde(with = "millis")]
+    pub pool_verify_idle: Duration,
     /// msfs upload (whole request).
     #[serde(with = "millis")]
     pub msfs_upload: Duration,
@@ -126,6 +142,7 @@ impl Default for Timeouts {
             pool_wait: Duration::from_secs(2),
             statement: Duration::from_secs(5),
             redis_command: Duration::from_secs(2),
+            pool_verify_idle: Duration::from_secs(5),
             msfs_upload: Duration::from_secs(5),
             msfs_download: Duration::from_secs(2),
         }

@@ -10,9 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool::managed::{Metrics, RecycleResult};
 use deadpool::Runtime;
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConnection};
 use diesel_async::{AnsiTransactionManager, AsyncMysqlConnection, TransactionManager};
 
 use crate::cache::Cache;
@@ -22,7 +22,34 @@ use crate::error::{Error, Result};
 /// The connection type handed to units of work.
 pub type DbConn = AsyncMysqlConnection;
 
-type MysqlPool = Pool<DbConn>;
+type MysqlPool = deadpool::managed::Pool<Manager>;
+type Object = deadpool::managed::Object<Manager>;
+type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>;
+
+/// Pool manager: diesel-async's, except that the recycle check (a `SELECT 1` round trip)
+/// runs only for connections idle longer than `verify_idle`, or reported broken. A
+/// recently used connection that the server closed meanwhile fails its unit of work,
+/// which discards it (see `run`).
+struct Manager {
+    inner: AsyncDieselConnectionManager<DbConn>,
+    verify_idle: Duration,
+}
+
+impl deadpool::managed::Manager for Manager {
+    type Type = DbConn;
+    type Error = diesel_async::pooled_connection::PoolError;
+
+    async fn create(&self) -> Result<DbConn, Self::Error> {
+        self.inner.create().await
+    }
+
+    async fn recycle(&self, obj: &mut DbConn, metrics: &Metrics) -> RecycleResult<Self::Error> {
+        if metrics.last_used() < self.verify_idle && !obj.is_broken() {
+            return Ok(());
+        }
+        self.inner.recycle(obj, metrics).await
+    }
+}
 
 /// A unit of DB work: an `async |conn| { ... }` closure returning `Result<R>` whose
 /// future is `Send`. (Same trick diesel-async uses to name the future type.)
@@ -82,8 +109,11 @@ impl std::fmt::Debug for Store {
 }
 
 fn build_pool(cfg: &MysqlConfig, t: &Timeouts) -> Result<MysqlPool> {
-    let mgr = AsyncDieselConnectionManager::<DbConn>::new(cfg.url());
-    Pool::builder(mgr)
+    let mgr = Manager {
+        inner: AsyncDieselConnectionManager::<DbConn>::new(cfg.url()),
+        verify_idle: t.pool_verify_idle,
+    };
+    MysqlPool::builder(mgr)
         .max_size(cfg.max_connections.max(1))
         .wait_timeout(Some(t.pool_wait))
         .create_timeout(Some(t.connect))
@@ -267,7 +297,7 @@ where
     F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
     R: Send,
 {
-    let mut obj: Object<DbConn> = pool.get().await.map_err(|e| pool_error(name, e))?;
+    let mut obj: Object = pool.get().await.map_err(|e| pool_error(name, e))?;
     let cancel = obj.cancel_token();
     let limit = t.statement;
     let outcome = tokio::time::timeout(limit, async {

@@ -162,6 +162,49 @@ async fn pool_wait_timeout() {
     env.cleanup().await;
 }
 
+async fn connection_id(store: &dbproxy_model::Store) -> i64 {
+    store
+        .master(async |c| {
+            diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS v")
+                .get_result::<One>(c)
+                .await
+                .ctx("connection id")
+        })
+        .await
+        .unwrap()
+        .v
+}
+
+/// Checkout skips the `SELECT 1` check for recently used connections, but one that idled
+/// past `pool_verify_idle` is verified: killed by the server meanwhile, it is replaced and
+/// the next unit of work succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_idle_connection_is_replaced_on_checkout() {
+    use diesel_async::AsyncConnection;
+    let env = TestEnv::with_config(|c| {
+        c.timeouts.pool_verify_idle = Duration::from_millis(200);
+        c.master.max_connections = 1;
+        c.slave.max_connections = 1;
+    })
+    .await;
+    let first = connection_id(&env.store).await;
+    // Recently used: handed out again without a check, same connection.
+    assert_eq!(connection_id(&env.store).await, first);
+
+    let mut admin = diesel_async::AsyncMysqlConnection::establish(env.admin_url())
+        .await
+        .unwrap();
+    diesel::sql_query(format!("KILL {first}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let second = connection_id(&env.store).await;
+    assert_ne!(second, first);
+    env.cleanup().await;
+}
+
 const HOSTILE: &[&str] = &[
     "' OR 1=1 --",
     "\\'; DROP TABLE IMUser; --",
