@@ -10,7 +10,9 @@
 //! that is refused, `mysql://root@localhost:3306/?socket=/run/mysqld/mysqld.sock`.
 
 mod msfs;
+mod relay;
 pub use msfs::FakeMsfs;
+pub use relay::TcpRelay;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -96,6 +98,7 @@ pub fn mysql_config_from_url(admin_url: &str, db: &str) -> MysqlConfig {
         password: dec(u.password().unwrap_or("")),
         max_connections: 8,
         socket,
+        ..MysqlConfig::default()
     }
 }
 
@@ -149,35 +152,43 @@ fn redis_ping(port: u16) -> bool {
 pub fn start_redis() -> (Child, u16) {
     for _attempt in 0..5 {
         let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server (is it installed?)");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if redis_ping(port) {
-                return (child, port);
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                break; // port taken by someone else meanwhile: retry
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(child) = spawn_redis(port) {
+            return (child, port);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     panic!("could not start redis-server");
+}
+
+/// Start redis-server on `port` and wait for PING; `None` if it did not come up.
+fn spawn_redis(port: u16) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server (is it installed?)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if redis_ping(port) {
+            return Some(child);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break; // port taken by someone else meanwhile
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl TestEnv {
@@ -259,6 +270,13 @@ impl TestEnv {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Start the private redis-server again on the same port, empty (a Redis restart
+    /// without persistence, as the shipped config runs it).
+    pub fn restart_redis(&mut self) {
+        self.kill_redis();
+        self.redis = Some(spawn_redis(self.redis_port).expect("restart redis-server"));
     }
 
     /// Drop the database and stop redis now.

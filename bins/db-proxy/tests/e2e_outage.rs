@@ -1,0 +1,167 @@
+//! Backends that go away and come back: requests are answered with the documented failure
+//! values within the backend timeouts (never a hang, never a crash), and service resumes
+//! by itself when the backend returns.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use dbproxy_action::ActionSettings;
+use dbproxy_protocol::cid;
+use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};
+use dbproxy_protocol::pb::im::message::*;
+use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
+use dbproxy_protocol::Client;
+use dbproxy_testkit::TcpRelay;
+
+fn short_timeouts(c: &mut dbproxy_model::StoreConfig) {
+    c.timeouts.connect = Duration::from_millis(500);
+    c.timeouts.pool_wait = Duration::from_millis(500);
+    c.timeouts.redis_command = Duration::from_millis(500);
+}
+
+async fn login(c: &Client, name: &str) -> u32 {
+    let r: ImValidateRsp = call(
+        c,
+        cid::OTHER_VALIDATE_REQ,
+        &ImValidateReq {
+            user_name: name.into(),
+            password: CLIENT_MD5_123456.into(),
+            attach_data: None,
+        },
+    )
+    .await;
+    r.result_code
+}
+
+async fn send(c: &Client, from: u32, to: u32, text: &str) -> u32 {
+    let r: ImMsgData = call(
+        c,
+        cid::MSG_DATA,
+        &ImMsgData {
+            from_user_id: from,
+            to_session_id: to,
+            msg_id: 0,
+            create_time: 1000,
+            msg_type: MsgType::SingleText as i32,
+            msg_data: Bytes::copy_from_slice(text.as_bytes()),
+            attach_data: None,
+        },
+    )
+    .await;
+    r.msg_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_goes_away_and_comes_back() {
+    let relay = TcpRelay::start("127.0.0.1:3306".parse().unwrap()).await;
+    let port = relay.port;
+    let srv = TestServer::start_with(
+        move |c| {
+            short_timeouts(c);
+            for m in [&mut c.master, &mut c.slave] {
+                m.host = "127.0.0.1".into();
+                m.port = port;
+                m.socket = None;
+                // Stay on TCP through the relay (no switch to the local socket).
+                m.prefer_socket = false;
+            }
+        },
+        ActionSettings::default(),
+    )
+    .await;
+    let c = srv.client().await;
+    srv.user("alice").await;
+    assert_eq!(login(&c, "alice").await, 0);
+
+    relay.cut();
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(login(&c, "alice").await, 1, "database down → code 1");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered within the backend timeouts"
+    );
+
+    relay.restore();
+    eventually("logins work again", || async {
+        login(&c, "alice").await == 0
+    })
+    .await;
+    // Outage failures were not counted towards the lockout (Q-L01).
+    for _ in 0..5 {
+        assert_eq!(login(&c, "alice").await, 0);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_loses_counters_but_not_message_ids() {
+    let mut srv = TestServer::start_with(short_timeouts, ActionSettings::default()).await;
+    let c = srv.client().await;
+    let (a, b) = (srv.user("ann").await, srv.user("ben").await);
+    assert_eq!(send(&c, a, b, "one").await, 1);
+    assert_eq!(send(&c, a, b, "two").await, 2);
+
+    srv.env.kill_redis();
+    let started = Instant::now();
+    assert_eq!(
+        send(&c, a, b, "lost").await,
+        0,
+        "no id can be allocated: msg_id 0"
+    );
+    let u: ImUnreadMsgCntRsp = call(
+        &c,
+        cid::MSG_UNREAD_CNT_REQUEST,
+        &ImUnreadMsgCntReq {
+            user_id: b,
+            attach_data: None,
+        },
+    )
+    .await;
+    assert_eq!(u.total_cnt, 0);
+    assert_eq!(
+        login(&c, "ann").await,
+        0,
+        "MySQL-only commands keep working"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered within the backend timeouts"
+    );
+
+    // Redis comes back empty: the id counter is reseeded from MySQL, no msgId repeats (Q-M05).
+    srv.env.restart_redis();
+    let mut id = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while id == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sends never recovered after the Redis restart"
+        );
+        id = send(&c, a, b, "three").await;
+        if id == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(id, 3);
+    let list: ImGetMsgListRsp = call(
+        &c,
+        cid::MSG_LIST_REQUEST,
+        &ImGetMsgListReq {
+            user_id: b,
+            session_type: SessionType::Single as i32,
+            session_id: a,
+            msg_id_begin: 0,
+            msg_cnt: 10,
+            attach_data: None,
+        },
+    )
+    .await;
+    let ids: Vec<u32> = list.msg_list.iter().map(|m| m.msg_id).collect();
+    assert_eq!(ids, vec![3, 2, 1]);
+    srv.stop().await;
+}
