@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::error::{MysqlResultExt, Result};
 use crate::named_lock::last_insert_id;
+use crate::sql::CacheExt;
 use crate::store::Store;
 
 /// One IMAudio row (NULL path read as empty, Q-D03).
@@ -92,6 +93,7 @@ pub async fn insert(store: &Store, a: &NewAudio<'_>) -> Result<u32> {
             .bind::<Unsigned<Integer>, _>(a.size)
             .bind::<Unsigned<Integer>, _>(a.duration)
             .bind::<Unsigned<Integer>, _>(a.created)
+            .cached()
             .execute(c)
             .await
             .ctx("IMAudio insert")?;
@@ -108,6 +110,7 @@ pub async fn get(store: &Store, id: u32) -> Result<Option<Audio>> {
                 "SELECT id, fromId, toId, path, size, duration, created FROM IMAudio WHERE id = ?",
             )
             .bind::<Unsigned<Integer>, _>(id)
+            .cached()
             .load(c)
             .await
             .ctx("IMAudio get")

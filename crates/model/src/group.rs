@@ -17,6 +17,7 @@ use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};
 
 use crate::error::{MysqlResultExt, Result};
 use crate::named_lock::with_lock;
+use crate::sql::CacheExt;
 use crate::tables::{im_group, im_group_member};
 use crate::{DbConn, Store};
 
@@ -145,6 +146,7 @@ async fn recount(c: &mut DbConn, g: u32) -> Result<()> {
     )
     .bind::<Unsigned<Integer>, _>(g)
     .bind::<Unsigned<Integer>, _>(g)
+    .cached()
     .execute(c)
     .await
     .ctx("IMGroup recount userCnt")?;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod schema;
 pub mod shard;
+pub mod sql;
 pub mod store;
 
 pub use cache::{Cache, Script, ScriptValue};

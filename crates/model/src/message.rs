@@ -19,6 +19,7 @@ use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
 use crate::shard::shard_of;
 use crate::shard_sql;
+use crate::sql::CacheExt;
 use crate::store::{DbConn, Store};
 
 /// Maximum rows of a by-id lookup (§11.15).
@@ -226,6 +227,7 @@ async fn allocate(store: &Store, key: String, max_sql: &'static str, id: u32) ->
             .master(async |c| {
                 diesel::sql_query(max_sql)
                     .bind::<Unsigned<Integer>, _>(id)
+                    .cached()
                     .get_result(c)
                     .await
                     .ctx("MAX(msgId)")
@@ -334,6 +336,7 @@ pub async fn store_single(
                 .bind::<Unsigned<TinyInt>, _>(m.kind)
                 .bind::<Unsigned<Integer>, _>(m.created)
                 .bind::<Unsigned<Integer>, _>(m.created)
+                .cached()
                 .execute(c)
                 .await
                 .ctx("IMMessage insert")?;
@@ -365,12 +368,14 @@ pub async fn store_group(
                 .bind::<Unsigned<TinyInt>, _>(m.kind)
                 .bind::<Unsigned<Integer>, _>(m.created)
                 .bind::<Unsigned<Integer>, _>(m.created)
+                .cached()
                 .execute(c)
                 .await
                 .ctx("IMGroupMessage insert")?;
             diesel::sql_query("UPDATE IMGroup SET lastChated = ? WHERE id = ?")
                 .bind::<Unsigned<Integer>, _>(now)
                 .bind::<Unsigned<Integer>, _>(m.group_id)
+                .cached()
                 .execute(c)
                 .await
                 .ctx("IMGroup lastChated")?;
@@ -417,6 +422,7 @@ pub async fn list_single(
                 .bind::<Unsigned<Integer>, _>(begin)
                 .bind::<Unsigned<Integer>, _>(begin)
                 .bind::<Unsigned<Integer>, _>(count)
+                .cached()
                 .load(c)
                 .await
                 .ctx("IMMessage list")
@@ -446,6 +452,7 @@ pub async fn list_group(
                 .bind::<Unsigned<Integer>, _>(begin)
                 .bind::<Unsigned<Integer>, _>(begin)
                 .bind::<Unsigned<Integer>, _>(count)
+                .cached()
                 .load(c)
                 .await
                 .ctx("IMGroupMessage list")
@@ -562,6 +569,7 @@ async fn newest(
         .slave(async |c| {
             diesel::sql_query(sql)
                 .bind::<Unsigned<Integer>, _>(id)
+                .cached()
                 .load(c)
                 .await
                 .ctx(what)

@@ -8,6 +8,7 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
 use crate::error::{Error, MysqlResultExt, Result};
+use crate::sql::CacheExt;
 use crate::store::DbConn;
 
 #[derive(QueryableByName)]
@@ -30,6 +31,7 @@ pub async fn with_lock<R>(
     let got: LockResult = diesel::sql_query("SELECT GET_LOCK(?, ?) AS v")
         .bind::<Text, _>(name)
         .bind::<Unsigned<Integer>, _>(LOCK_WAIT_SECS)
+        .cached()
         .get_result(conn)
         .await
         .ctx(name)?;
@@ -42,6 +44,7 @@ pub async fn with_lock<R>(
     let out = work(&mut *conn).await;
     let released = diesel::sql_query("SELECT RELEASE_LOCK(?) AS v")
         .bind::<Text, _>(name)
+        .cached()
         .get_result::<LockResult>(conn)
         .await
         .ctx(name);
@@ -63,6 +66,7 @@ struct LastId {
 /// `LAST_INSERT_ID()` of the previous INSERT on this connection, as u32.
 pub async fn last_insert_id(conn: &mut DbConn) -> Result<u32> {
     let r: LastId = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
+        .cached()
         .get_result(conn)
         .await
         .ctx("LAST_INSERT_ID")?;

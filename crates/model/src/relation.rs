@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::error::{MysqlResultExt, Result};
 use crate::named_lock::with_lock;
+use crate::sql::CacheExt;
 use crate::store::{unix_now, Db, DbConn, Store};
 
 #[derive(QueryableByName)]
@@ -50,6 +51,7 @@ pub async fn find(store: &Store, db: Db, a: u32, b: u32) -> Result<Option<u32>> 
             )
             .bind::<Unsigned<Integer>, _>(small)
             .bind::<Unsigned<Integer>, _>(big)
+            .cached()
             .get_results::<IdRow>(c)
             .await
             .map(|mut v| v.pop())
@@ -98,6 +100,7 @@ async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, boo
     )
     .bind::<Unsigned<Integer>, _>(small)
     .bind::<Unsigned<Integer>, _>(big)
+    .cached()
     .load(c)
     .await
     .ctx("IMRelationShip find (master)")?;
@@ -105,6 +108,7 @@ async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, boo
         diesel::sql_query("UPDATE IMRelationShip SET status = 0, updated = ? WHERE id = ?")
             .bind::<Unsigned<Integer>, _>(now)
             .bind::<Unsigned<Integer>, _>(id)
+            .cached()
             .execute(c)
             .await
             .ctx("IMRelationShip reactivate")?;
@@ -117,6 +121,7 @@ async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, boo
     .bind::<Unsigned<Integer>, _>(big)
     .bind::<Unsigned<Integer>, _>(now)
     .bind::<Unsigned<Integer>, _>(now)
+    .cached()
     .execute(c)
     .await
     .ctx("IMRelationShip insert")?;

@@ -9,6 +9,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::error::{MysqlResultExt, Result};
 use crate::named_lock::{last_insert_id, with_lock};
+use crate::sql::CacheExt;
 use crate::store::{unix_now, Db, DbConn, Store};
 
 /// Session type: single chat.
@@ -82,6 +83,7 @@ async fn find_on(
         .bind::<Unsigned<Integer>, _>(user)
         .bind::<Unsigned<Integer>, _>(peer)
         .bind::<Unsigned<TinyInt>, _>(kind)
+        .cached()
         .load(c)
         .await
         .ctx("IMRecentSession find")?;
@@ -120,6 +122,7 @@ pub async fn add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
                     )
                     .bind::<Unsigned<Integer>, _>(now)
                     .bind::<Unsigned<Integer>, _>(id)
+                    .cached()
                     .execute(c)
                     .await
                     .ctx("IMRecentSession reactivate")?;
@@ -134,6 +137,7 @@ pub async fn add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
                 .bind::<Unsigned<TinyInt>, _>(kind)
                 .bind::<Unsigned<Integer>, _>(now)
                 .bind::<Unsigned<Integer>, _>(now)
+                .cached()
                 .execute(c)
                 .await
                 .ctx("IMRecentSession insert")?;
@@ -172,6 +176,7 @@ pub async fn update_on(c: &mut DbConn, id: u32, t: u32) -> Result<bool> {
     let n = diesel::sql_query("UPDATE IMRecentSession SET updated = ? WHERE id = ?")
         .bind::<Unsigned<Integer>, _>(t)
         .bind::<Unsigned<Integer>, _>(id)
+        .cached()
         .execute(c)
         .await
         .ctx("IMRecentSession update")?;
@@ -235,6 +240,7 @@ pub async fn remove(store: &Store, id: u32) -> Result<bool> {
             diesel::sql_query("UPDATE IMRecentSession SET status = 1, updated = ? WHERE id = ?")
                 .bind::<Unsigned<Integer>, _>(now)
                 .bind::<Unsigned<Integer>, _>(id)
+                .cached()
                 .execute(c)
                 .await
                 .ctx("IMRecentSession remove")
@@ -256,6 +262,7 @@ pub async fn recent(store: &Store, user: u32, after: u32) -> Result<Vec<Session>
             .bind::<Unsigned<Integer>, _>(user)
             .bind::<Unsigned<Integer>, _>(after)
             .bind::<Unsigned<Integer>, _>(RECENT_LIMIT)
+            .cached()
             .load(c)
             .await
             .ctx("IMRecentSession recent")

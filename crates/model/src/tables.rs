@@ -113,6 +113,7 @@ diesel::allow_tables_to_appear_in_same_query!(im_group, im_group_member);
 /// `LAST_INSERT_ID()` of this connection: the id of the row the previous INSERT created.
 /// Must run on the same connection (and transaction) as the INSERT.
 pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
+    use crate::sql::CacheExt;
     use diesel_async::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Id {
@@ -120,6 +121,7 @@ pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
         id: u64,
     }
     let row: Id = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
+        .cached()
         .get_result(conn)
         .await
         .map_err(|e| crate::Error::mysql("LAST_INSERT_ID()", e))?;

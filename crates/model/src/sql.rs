@@ -1,0 +1,47 @@
+//! Static SQL texts as prepared statements kept per connection.
+//!
+//! diesel treats every `sql_query` as "unsafe to cache": diesel-async then prepares it,
+//! executes it and closes it again — two round trips per statement. [`CacheExt::cached`]
+//! marks a statement with a static text cacheable: diesel-async keeps it prepared on the connection, keyed by its SQL text, and
+//! later uses cost one round trip. Texts built at run time (IN lists, UNION ALL batches)
+//! keep using `diesel::sql_query` and stay uncached.
+
+use diesel::mysql::Mysql;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::QueryResult;
+
+/// A raw statement whose prepared form may be cached on the connection.
+#[derive(Debug, Clone)]
+#[must_use = "Queries are only executed when calling `load`, `get_result` or similar."]
+pub struct Cached<Q>(Q);
+
+/// `.cached()` on a finished `sql_query(..).bind(..)` chain. Use it only when the SQL text
+/// is a static string (or one of a small fixed set): every distinct text stays prepared on
+/// each pooled connection.
+pub(crate) trait CacheExt: Sized {
+    fn cached(self) -> Cached<Self> {
+        Cached(self)
+    }
+}
+
+impl<Q: QueryFragment<Mysql>> CacheExt for Q {}
+
+impl<Q> QueryId for Cached<Q> {
+    type QueryId = ();
+    // No static id: the cache key is the SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: QueryFragment<Mysql>> QueryFragment<Mysql> for Cached<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Mysql) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
