@@ -148,11 +148,23 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
         return Ok(0);
     }
     let store = &ctx.store;
-    let mine = session::get_or_add(store, from, to, session::SINGLE).await?;
+    // One master round of reads; the locked create paths only for what is missing.
+    let found = session::single_send_lookup(store, from, to).await?;
+    let mine = match found.sender_session {
+        Some(id) => id,
+        None => session::add(store, from, to, session::SINGLE).await?,
+    };
     // Q-M01 fixed: the receiver's session is the receiver's, not the sender's.
-    let theirs = session::get_or_add(store, to, from, session::SINGLE).await?;
-    let Some(rel) = relation::get_or_create(store, from, to).await? else {
-        return Ok(0);
+    let theirs = match found.receiver_session {
+        Some(id) => id,
+        None => session::add(store, to, from, session::SINGLE).await?,
+    };
+    let rel = match found.relate_id {
+        Some(rel) => rel,
+        None => match relation::get_or_create(store, from, to).await? {
+            Some(rel) => rel,
+            None => return Ok(0),
+        },
     };
     if mine == 0 {
         return Ok(0);
@@ -227,10 +239,8 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
 
 /// The original bumps the sessions even when nothing was stored; so do we.
 async fn bump_anyway(ctx: &Ctx, sessions: &[u32], now: u32) {
-    for &id in sessions {
-        if let Err(error) = session::update(&ctx.store, id, now).await {
-            tracing::warn!(%error, session = id, "session not bumped");
-        }
+    if let Err(error) = session::bump(&ctx.store, sessions, now).await {
+        tracing::warn!(%error, ?sessions, "sessions not bumped");
     }
 }
 

@@ -40,24 +40,29 @@ pub fn msg_id_key(relate_id: u32) -> String {
 /// row exists. Several rows → the newest (highest id) wins ("last row" of the original).
 /// Reads `IMRelationShip` on `db`.
 pub async fn find(store: &Store, db: Db, a: u32, b: u32) -> Result<Option<u32>> {
+    if pair(a, b).is_none() {
+        return Ok(None);
+    }
+    store.on(db, async |c| find_on(c, a, b).await).await
+}
+
+/// [`find`] on an existing connection (used to combine it with other reads in one unit
+/// of work). Reads `IMRelationShip`.
+pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
     let Some((small, big)) = pair(a, b) else {
         return Ok(None);
     };
-    let row: Option<IdRow> = store
-        .on(db, async |c| {
-            diesel::sql_query(
-                "SELECT id FROM IMRelationShip WHERE smallId = ? AND bigId = ? AND status = 0 \
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind::<Unsigned<Integer>, _>(small)
-            .bind::<Unsigned<Integer>, _>(big)
-            .cached()
-            .get_results::<IdRow>(c)
-            .await
-            .map(|mut v| v.pop())
-            .ctx("IMRelationShip find")
-        })
-        .await?;
+    let row: Option<IdRow> = diesel::sql_query(
+        "SELECT id FROM IMRelationShip WHERE smallId = ? AND bigId = ? AND status = 0 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind::<Unsigned<Integer>, _>(small)
+    .bind::<Unsigned<Integer>, _>(big)
+    .cached()
+    .get_results::<IdRow>(c)
+    .await
+    .map(|mut v| v.pop())
+    .ctx("IMRelationShip find")?;
     Ok(row.and_then(|r| to_id(r.id)))
 }
 

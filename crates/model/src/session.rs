@@ -157,6 +157,65 @@ pub async fn get_or_add(store: &Store, user: u32, peer: u32, kind: u8) -> Result
     }
 }
 
+/// What a single send needs to know before storing (see [`single_send_lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendLookup {
+    /// Visible single session of the sender (userId = from, peerId = to), newest row.
+    pub sender_session: Option<u32>,
+    /// Visible single session of the receiver (userId = to, peerId = from), newest row.
+    pub receiver_session: Option<u32>,
+    /// Active relation (status 0) of the pair, newest row.
+    pub relate_id: Option<u32>,
+}
+
+#[derive(QueryableByName)]
+struct PairSessionRow {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "userId")]
+    user_id: u32,
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
+/// Fast path of a single send: in ONE master unit of work (two statements, Q-D06: reads
+/// right before the writes go to master) read the visible type-1 sessions of both sides
+/// (`IMRecentSession`, newest id per (userId, peerId)) and the active relation
+/// (`IMRelationShip` via [`crate::relation::find_on`]). Missing pieces are `None`; the caller
+/// creates them with [`add`] / [`crate::relation::get_or_create`] (the locked paths).
+/// `from == to` or a 0 id gives all `None`.
+pub async fn single_send_lookup(store: &Store, from: u32, to: u32) -> Result<SendLookup> {
+    if from == 0 || to == 0 || from == to {
+        return Ok(SendLookup::default());
+    }
+    store
+        .master(async |c| {
+            let rows: Vec<PairSessionRow> = diesel::sql_query(
+                "SELECT userId, MAX(id) AS id FROM IMRecentSession \
+                 WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
+                 AND type = 1 AND status = 0 GROUP BY userId",
+            )
+            .bind::<Unsigned<Integer>, _>(from)
+            .bind::<Unsigned<Integer>, _>(to)
+            .bind::<Unsigned<Integer>, _>(to)
+            .bind::<Unsigned<Integer>, _>(from)
+            .cached()
+            .load(c)
+            .await
+            .ctx("IMRecentSession pair")?;
+            let mut out = SendLookup::default();
+            for r in rows {
+                if r.user_id == from {
+                    out.sender_session = to_id(r.id);
+                } else if r.user_id == to {
+                    out.receiver_session = to_id(r.id);
+                }
+            }
+            out.relate_id = crate::relation::find_on(c, from, to).await?;
+            Ok(out)
+        })
+        .await
+}
+
 /// updateSession (§10.4): `updated = t` on row `id` (master). Returns whether a row
 /// matched (id 0 matches nothing).
 pub async fn update(store: &Store, id: u32, t: u32) -> Result<bool> {
