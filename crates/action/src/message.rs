@@ -453,12 +453,14 @@ async fn rows(
         };
         Ok(found.into_iter().map(Row::from).collect())
     } else {
-        let Some(rel) = relation::find(store, Db::Slave, user, peer).await? else {
-            return Ok(Vec::new());
-        };
         let found = match page {
-            Page::List { begin, count } => message::list_single(store, rel, begin, count).await?,
-            Page::Ids(ids) => message::by_ids_single(store, rel, ids).await?,
+            Page::List { begin, count } => {
+                message::list_single_between(store, user, peer, begin, count).await?
+            }
+            Page::Ids(ids) => match relation::find(store, Db::Slave, user, peer).await? {
+                Some(rel) => message::by_ids_single(store, rel, ids).await?,
+                None => Vec::new(),
+            },
         };
         Ok(found.into_iter().map(Row::from).collect())
     }

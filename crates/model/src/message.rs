@@ -414,18 +414,45 @@ pub async fn list_single(
     if count == 0 || relate_id == 0 {
         return Ok(Vec::new());
     }
-    let sql = LIST_SINGLE[shard_of(relate_id)];
     store
-        .slave(async |c| {
-            diesel::sql_query(sql)
-                .bind::<Unsigned<Integer>, _>(relate_id)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(count)
-                .cached()
-                .load(c)
-                .await
-                .ctx("IMMessage list")
+        .slave(async |c| list_single_on(c, relate_id, begin, count).await)
+        .await
+}
+
+async fn list_single_on(
+    c: &mut DbConn,
+    relate_id: u32,
+    begin: u32,
+    count: u32,
+) -> Result<Vec<SingleMessage>> {
+    if count == 0 || relate_id == 0 {
+        return Ok(Vec::new());
+    }
+    diesel::sql_query(LIST_SINGLE[shard_of(relate_id)])
+        .bind::<Unsigned<Integer>, _>(relate_id)
+        .bind::<Unsigned<Integer>, _>(begin)
+        .bind::<Unsigned<Integer>, _>(begin)
+        .bind::<Unsigned<Integer>, _>(count)
+        .cached()
+        .load(c)
+        .await
+        .ctx("IMMessage list")
+}
+
+/// [`list_single`] of the pair {a, b}: its active relation ([`crate::relation::find_on`],
+/// `IMRelationShip`) and the page (`IMMessage_<R % 8>`) in ONE slave unit of work. No
+/// relation → empty.
+pub async fn list_single_between(
+    store: &Store,
+    a: u32,
+    b: u32,
+    begin: u32,
+    count: u32,
+) -> Result<Vec<SingleMessage>> {
+    store
+        .slave(async |c| match crate::relation::find_on(c, a, b).await? {
+            Some(rel) => list_single_on(c, rel, begin, count).await,
+            None => Ok(Vec::new()),
         })
         .await
 }
