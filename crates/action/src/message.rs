@@ -29,30 +29,33 @@ pub(crate) fn valid_type(kind: u8) -> bool {
 }
 
 /// Newest message of a conversation as the session and unread lists show it (§10.5):
-/// `(msg_id, type, sender, data)` with voice replaced by the placeholder; `None` when
-/// there is none or its stored type is not a declared one (Q-M13/Q-M14: entry dropped).
-pub(crate) async fn newest(
+/// `(msg_id, type, sender, data)` with voice replaced by the placeholder.
+pub(crate) type Latest = (u32, u8, u32, Bytes);
+
+/// [`Latest`] of each single peer and each group of `user`, all read in one model call
+/// (one slave connection); `None` when there is none or its stored type is not a declared
+/// one (Q-M13/Q-M14: entry dropped). Results follow the input order.
+pub(crate) async fn newest_many(
     ctx: &Ctx,
     user: u32,
-    peer: u32,
-    session_type: i32,
-) -> Result<Option<(u32, u8, u32, Bytes)>, Error> {
-    let found = if session_type == SessionType::Group as i32 {
-        message::newest_group(&ctx.store, peer).await?
-    } else {
-        match relation::find(&ctx.store, Db::Slave, user, peer).await? {
-            Some(rel) => message::newest_single(&ctx.store, rel).await?,
-            None => None,
-        }
+    peers: &[u32],
+    groups: &[u32],
+) -> Result<(Vec<Option<Latest>>, Vec<Option<Latest>>), Error> {
+    let (singles, group_rows) = message::newest_many(&ctx.store, user, peers, groups).await?;
+    let shape = |found: Option<message::Newest>| {
+        found.filter(|m| valid_type(m.kind)).map(|m| {
+            let data = if m.kind == SINGLE_AUDIO || m.kind == GROUP_AUDIO {
+                ctx.voice_placeholder.clone()
+            } else {
+                Bytes::from(m.content)
+            };
+            (m.msg_id, m.kind, m.from_id, data)
+        })
     };
-    Ok(found.filter(|m| valid_type(m.kind)).map(|m| {
-        let data = if m.kind == SINGLE_AUDIO || m.kind == GROUP_AUDIO {
-            ctx.voice_placeholder.clone()
-        } else {
-            Bytes::from(m.content)
-        };
-        (m.msg_id, m.kind, m.from_id, data)
-    }))
+    Ok((
+        singles.into_iter().map(shape).collect(),
+        group_rows.into_iter().map(shape).collect(),
+    ))
 }
 
 /// clearUserCounter (§10.6): mark a session read for `user`.
@@ -282,55 +285,59 @@ impl Command for UnreadCounts {
         let mut list = Vec::new();
 
         // Single part; a Redis failure skips the part (as the original).
-        match unread::single_counts(&ctx.store, user).await {
-            Ok(counts) => {
-                for (peer, count) in counts {
-                    let Some((msg_id, kind, _, data)) =
-                        newest(ctx, user, peer, SessionType::Single as i32).await?
-                    else {
-                        continue;
-                    };
-                    total = total.saturating_add(count);
-                    list.push(unread_info(
-                        peer,
-                        SessionType::Single,
-                        count,
-                        msg_id,
-                        kind,
-                        peer,
-                        data,
-                    ));
-                }
+        let singles = match unread::single_counts(&ctx.store, user).await {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::warn!(%error, user, "single unread counters unavailable");
+                Vec::new()
             }
-            Err(error) => tracing::warn!(%error, user, "single unread counters unavailable"),
-        }
-
+        };
         // Group part (not de-duplicated, like the original).
         let groups = ctx.store.groups().group_ids_of_user(user).await?;
-        match unread::group_unread(&ctx.store, user, &groups).await {
-            Ok(counts) => {
-                for (group, n) in counts {
-                    let Some(n) = n.filter(|&n| n > 0) else {
-                        continue;
-                    };
-                    // Q-C03: counted even when the newest message cannot be found.
-                    total = total.saturating_add(n);
-                    if let Some((msg_id, kind, from, data)) =
-                        newest(ctx, user, group, SessionType::Group as i32).await?
-                    {
-                        list.push(unread_info(
-                            group,
-                            SessionType::Group,
-                            n,
-                            msg_id,
-                            kind,
-                            from,
-                            data,
-                        ));
-                    }
+        let group_counts: Vec<(u32, u32)> =
+            match unread::group_unread(&ctx.store, user, &groups).await {
+                Ok(counts) => counts
+                    .into_iter()
+                    .filter_map(|(g, n)| n.filter(|&n| n > 0).map(|n| (g, n)))
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, user, "group unread counters unavailable");
+                    Vec::new()
                 }
+            };
+        let peers: Vec<u32> = singles.iter().map(|&(p, _)| p).collect();
+        let group_ids: Vec<u32> = group_counts.iter().map(|&(g, _)| g).collect();
+        let (single_latest, group_latest) = newest_many(ctx, user, &peers, &group_ids).await?;
+
+        for ((peer, count), latest) in singles.into_iter().zip(single_latest) {
+            let Some((msg_id, kind, _, data)) = latest else {
+                continue;
+            };
+            total = total.saturating_add(count);
+            list.push(unread_info(
+                peer,
+                SessionType::Single,
+                count,
+                msg_id,
+                kind,
+                peer,
+                data,
+            ));
+        }
+        for ((group, n), latest) in group_counts.into_iter().zip(group_latest) {
+            // Q-C03: counted even when the newest message cannot be found.
+            total = total.saturating_add(n);
+            if let Some((msg_id, kind, from, data)) = latest {
+                list.push(unread_info(
+                    group,
+                    SessionType::Group,
+                    n,
+                    msg_id,
+                    kind,
+                    from,
+                    data,
+                ));
             }
-            Err(error) => tracing::warn!(%error, user, "group unread counters unavailable"),
         }
 
         Ok(Some(ImUnreadMsgCntRsp {

@@ -8,7 +8,7 @@ use dbproxy_protocol::pb::im::buddy::{
 };
 
 use crate::command::{attach, Command};
-use crate::message::{mark_read, newest};
+use crate::message::{mark_read, newest_many};
 use crate::{Ctx, Error};
 
 /// CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST (0x0201): up to 100 sessions updated
@@ -26,23 +26,41 @@ impl Command for RecentSessions {
         req: ImRecentContactSessionReq,
     ) -> Result<Option<ImRecentContactSessionRsp>, Error> {
         let rows = session::recent(&ctx.store, req.user_id, req.latest_update_time).await?;
+        let single = SessionType::Single as i32;
+        let group = SessionType::Group as i32;
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| {
+                let kind = i32::from(r.kind);
+                kind == single || kind == group
+            })
+            .collect();
+        let peers: Vec<u32> = rows
+            .iter()
+            .filter(|r| i32::from(r.kind) == single)
+            .map(|r| r.peer_id)
+            .collect();
+        let groups: Vec<u32> = rows
+            .iter()
+            .filter(|r| i32::from(r.kind) == group)
+            .map(|r| r.peer_id)
+            .collect();
+        let (single_latest, group_latest) = newest_many(ctx, req.user_id, &peers, &groups).await?;
+        let mut single_latest = single_latest.into_iter();
+        let mut group_latest = group_latest.into_iter();
         let mut list = Vec::with_capacity(rows.len());
         for row in rows {
             let kind = i32::from(row.kind);
-            if kind != SessionType::Single as i32 && kind != SessionType::Group as i32 {
-                continue;
-            }
-            let Some((msg_id, msg_type, sender, data)) =
-                newest(ctx, req.user_id, row.peer_id, kind).await?
-            else {
+            let latest = if kind == single {
+                single_latest.next().flatten()
+            } else {
+                group_latest.next().flatten()
+            };
+            let Some((msg_id, msg_type, sender, data)) = latest else {
                 continue;
             };
             // Q-M06 kept: single sessions report the peer as the newest message's sender.
-            let from = if kind == SessionType::Single as i32 {
-                row.peer_id
-            } else {
-                sender
-            };
+            let from = if kind == single { row.peer_id } else { sender };
             list.push(ContactSessionInfo {
                 session_id: row.peer_id,
                 session_type: kind,

@@ -583,6 +583,112 @@ const NEWEST_GROUP: [&str; 8] = shard_sql!(
     " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 
+/// Per-shard parts of the batched newest-message query (see [`newest_many`]).
+const NEWEST_SINGLE_PART: [&str; 8] = shard_sql!(
+    IMMessage,
+    "(SELECT relateId AS k, msgId, type, fromId, content FROM ",
+    " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1)"
+);
+const NEWEST_GROUP_PART: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "(SELECT groupId AS k, msgId, type, userId AS fromId, content FROM ",
+    " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1)"
+);
+
+/// Conversations per batched statement.
+const NEWEST_BATCH: usize = 50;
+
+#[derive(QueryableByName)]
+struct KeyedNewestRow {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    k: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "msgId")]
+    msg_id: u32,
+    #[diesel(sql_type = Unsigned<TinyInt>)]
+    #[diesel(column_name = "type")]
+    kind: u8,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "fromId")]
+    from_id: u32,
+    #[diesel(sql_type = Nullable<Binary>)]
+    #[diesel(deserialize_as = NullableBytes)]
+    content: Vec<u8>,
+}
+
+/// Newest row of each id: `(part_0) UNION ALL (part_1) ...`, only static per-shard texts
+/// and `?` placeholders in the SQL.
+async fn newest_batch_on(
+    c: &mut DbConn,
+    parts: &[&'static str; 8],
+    ids: &[u32],
+    what: &'static str,
+) -> Result<std::collections::HashMap<u32, Newest>> {
+    let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(NEWEST_BATCH) {
+        let mut sql = String::new();
+        for (i, &id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" UNION ALL ");
+            }
+            sql.push_str(parts[shard_of(id)]);
+        }
+        let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
+        for &id in chunk {
+            q = q.bind::<Unsigned<Integer>, _>(id);
+        }
+        let rows: Vec<KeyedNewestRow> = q.load(c).await.ctx(what)?;
+        for r in rows {
+            out.insert(
+                r.k,
+                Newest {
+                    msg_id: r.msg_id,
+                    kind: r.kind,
+                    from_id: r.from_id,
+                    content: r.content,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12)
+/// in ONE slave unit of work: the active relations with all `peers` (`IMRelationShip`,
+/// [`crate::relation::find_many_on`]), the newest status-0 row of each relation
+/// (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`, no join-time
+/// filter, Q-M12), each a `UNION ALL` of the static per-shard statements, 50 per
+/// statement. The results follow the input order (one entry per peer / group,
+/// duplicates kept), `None` where there is no relation or no message.
+pub async fn newest_many(
+    store: &Store,
+    user: u32,
+    peers: &[u32],
+    groups: &[u32],
+) -> Result<(Vec<Option<Newest>>, Vec<Option<Newest>>)> {
+    if peers.is_empty() && groups.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    store
+        .slave(async |c| {
+            let rels = crate::relation::find_many_on(c, user, peers).await?;
+            let rel_ids: Vec<u32> = rels.values().copied().collect();
+            let singles =
+                newest_batch_on(c, &NEWEST_SINGLE_PART, &rel_ids, "IMMessage newest many").await?;
+            let group_rows =
+                newest_batch_on(c, &NEWEST_GROUP_PART, groups, "IMGroupMessage newest many")
+                    .await?;
+            let single_out = peers
+                .iter()
+                .map(|p| rels.get(p).and_then(|r| singles.get(r)).cloned())
+                .collect();
+            let group_out = groups.iter().map(|g| group_rows.get(g).cloned()).collect();
+            Ok((single_out, group_out))
+        })
+        .await
+}
+
 async fn newest(
     store: &Store,
     sql: &'static str,

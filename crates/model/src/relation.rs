@@ -66,6 +66,63 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
     Ok(row.and_then(|r| to_id(r.id)))
 }
 
+/// Active relations (status 0, newest row per pair) of `user` with each of `peers`, on an
+/// existing connection: one `IMRelationShip` statement per 50 peers (an OR list of
+/// bound (smallId, bigId) pairs). Peers without one (or 0) are absent from the map.
+pub async fn find_many_on(
+    c: &mut DbConn,
+    user: u32,
+    peers: &[u32],
+) -> Result<std::collections::HashMap<u32, u32>> {
+    let mut pairs: Vec<(u32, u32)> = peers.iter().filter_map(|&p| pair(user, p)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut out = std::collections::HashMap::with_capacity(pairs.len());
+    for chunk in pairs.chunks(50) {
+        let mut sql = String::from(
+            "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 AND (",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 {
+                "(smallId = ? AND bigId = ?)"
+            } else {
+                " OR (smallId = ? AND bigId = ?)"
+            });
+        }
+        sql.push_str(") GROUP BY smallId, bigId");
+        let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+        for &(small, big) in chunk {
+            q = q
+                .bind::<Unsigned<Integer>, _>(small)
+                .bind::<Unsigned<Integer>, _>(big);
+        }
+        let rows: Vec<PairRow> = q.load(c).await.ctx("IMRelationShip find many")?;
+        for r in rows {
+            if let Some(id) = to_id(r.id) {
+                let peer = if r.small_id == user {
+                    r.big_id
+                } else {
+                    r.small_id
+                };
+                out.insert(peer, id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(QueryableByName)]
+struct PairRow {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "smallId")]
+    small_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "bigId")]
+    big_id: u32,
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
 /// Relation id of {a, b}, creating or reactivating it when needed (§10.1 with Q-D04,
 /// Q-D05, Q-D06 fixed). Concurrency-safe without UNIQUE keys: creation is serialised by
 /// the advisory lock `dbproxy_rel_<small>_<big>` and re-checked on master.

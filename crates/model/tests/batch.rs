@@ -1,0 +1,148 @@
+//! Batched reads of the send, fetch, unread and recent-session paths: same answers as the
+//! one-at-a-time calls they replace.
+
+use dbproxy_model::message::{self, NewGroupMessage, NewSingleMessage};
+use dbproxy_model::{relation, session, Db};
+use dbproxy_testkit::TestEnv;
+
+async fn single(env: &TestEnv, from: u32, to: u32, msg_id: u32, created: u32, text: &[u8]) {
+    let rel = relation::get_or_create(&env.store, from, to)
+        .await
+        .unwrap()
+        .unwrap();
+    message::store_single(
+        &env.store,
+        &NewSingleMessage {
+            relate_id: rel,
+            from_id: from,
+            to_id: to,
+            msg_id,
+            content: text,
+            kind: 1,
+            created,
+        },
+        &[],
+        0,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_many_matches_single_lookups() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let user = 5;
+    // Peers spread over several shards; 9 has a relation but no message; 0 and 77 nothing.
+    for (peer, n) in [(1u32, 3u32), (2, 1), (6, 2), (13, 4), (300, 1)] {
+        for i in 1..=n {
+            single(
+                &env,
+                if i % 2 == 0 { peer } else { user },
+                if i % 2 == 0 { user } else { peer },
+                i,
+                100 + i,
+                format!("m{peer}-{i} ' OR 1=1 --").as_bytes(),
+            )
+            .await;
+        }
+    }
+    relation::get_or_create(s, user, 9).await.unwrap();
+    for (g, n) in [(3u32, 2u32), (11, 1)] {
+        for i in 1..=n {
+            message::store_group(
+                s,
+                &NewGroupMessage {
+                    group_id: g,
+                    from_id: 40 + i,
+                    msg_id: i,
+                    content: b"g\xF0\x9F\x98\x80",
+                    kind: 0x11,
+                    created: 200 + i,
+                },
+                1,
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let peers = [13, 0, 1, 9, 77, 2, 6, 300, 1];
+    let groups = [11, 4, 3, 11];
+    let (singles, group_rows) = message::newest_many(s, user, &peers, &groups)
+        .await
+        .unwrap();
+    assert_eq!(singles.len(), peers.len());
+    assert_eq!(group_rows.len(), groups.len());
+    for (peer, got) in peers.iter().zip(&singles) {
+        let want = match relation::find(s, Db::Slave, user, *peer).await.unwrap() {
+            Some(rel) => message::newest_single(s, rel).await.unwrap(),
+            None => None,
+        };
+        assert_eq!(got, &want, "peer {peer}");
+    }
+    assert_eq!(singles[2].as_ref().unwrap().msg_id, 3);
+    assert!(singles[3].is_none() && singles[4].is_none() && singles[1].is_none());
+    for (g, got) in groups.iter().zip(&group_rows) {
+        assert_eq!(
+            got,
+            &message::newest_group(s, *g).await.unwrap(),
+            "group {g}"
+        );
+    }
+    assert_eq!(group_rows[2].as_ref().unwrap().from_id, 42);
+    let (a, b) = message::newest_many(s, user, &[], &[]).await.unwrap();
+    assert!(a.is_empty() && b.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_lookup_and_list_between() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let none = session::single_send_lookup(s, 1, 2).await.unwrap();
+    assert_eq!(none, session::SendLookup::default());
+    let a = session::get_or_add(s, 1, 2, session::SINGLE).await.unwrap();
+    let found = session::single_send_lookup(s, 1, 2).await.unwrap();
+    assert_eq!(found.sender_session, Some(a));
+    assert_eq!(found.receiver_session, None);
+    assert_eq!(found.relate_id, None);
+    let b = session::get_or_add(s, 2, 1, session::SINGLE).await.unwrap();
+    // A group session and a removed session of the pair are not picked up.
+    session::get_or_add(s, 1, 2, session::GROUP).await.unwrap();
+    let rel = relation::get_or_create(s, 2, 1).await.unwrap();
+    let found = session::single_send_lookup(s, 1, 2).await.unwrap();
+    assert_eq!(
+        found,
+        session::SendLookup {
+            sender_session: Some(a),
+            receiver_session: Some(b),
+            relate_id: rel,
+        }
+    );
+    session::remove(s, b).await.unwrap();
+    assert_eq!(
+        session::single_send_lookup(s, 2, 1)
+            .await
+            .unwrap()
+            .sender_session,
+        None
+    );
+    assert_eq!(
+        session::single_send_lookup(s, 1, 1).await.unwrap(),
+        session::SendLookup::default()
+    );
+
+    single(&env, 1, 2, 1, 10, b"x").await;
+    single(&env, 2, 1, 2, 11, b"y").await;
+    let between = message::list_single_between(s, 2, 1, 0, 10).await.unwrap();
+    let direct = message::list_single(s, rel.unwrap(), 0, 10).await.unwrap();
+    assert_eq!(between, direct);
+    assert_eq!(between.len(), 2);
+    assert!(message::list_single_between(s, 1, 3, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    env.cleanup().await;
+}
