@@ -7,7 +7,7 @@ mod raw;
 
 use bytes::Bytes;
 use common::*;
-use dbproxy_model::{session, unread, Db};
+use dbproxy_model::Db;
 use dbproxy_protocol::pb::im::base_define::{
     GroupInfo, GroupVersionInfo, OfflineFileInfo, ShieldStatus, UserTokenInfo,
 };
@@ -234,14 +234,14 @@ async fn change_members_rules() {
 
     // Group unread state: 3 messages in g; a newly added member starts at the total.
     for _ in 0..3 {
-        unread::group_incr(store, g, 1).await.unwrap();
+        store.counters().group_incr(g, 1).await.unwrap();
     }
     // ADD drops existing members; chg lists only the new ones.
     assert_eq!(
         change(&c, 1, true, g, &[2, 12, 3, 12]).await,
         change_rsp(1, true, 0, g, &[1, 12, 2, 3], &[3, 12])
     );
-    let unread_of_3 = unread::group_unread(store, 3, &[g]).await.unwrap();
+    let unread_of_3 = store.counters().group_unread(3, &[g]).await.unwrap();
     assert_eq!(unread_of_3, vec![(g, Some(0))]);
     // Q-G04: all already members → result 1.
     assert_eq!(
@@ -255,19 +255,23 @@ async fn change_members_rules() {
     );
 
     // DEL removes the members' group sessions after the removal.
-    let s2 = session::add(store, 2, g, 2).await.unwrap();
+    let s2 = store.sessions().add(2, g, 2).await.unwrap();
     assert_eq!(
         change(&c, 1, false, g, &[2, 99]).await,
         change_rsp(1, false, 0, g, &[1, 12, 3], &[2, 99])
     );
     assert_eq!(
-        session::find(store, Db::Master, 2, g, 2, false)
+        store
+            .sessions()
+            .find(Db::Master, 2, g, 2, false)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        session::find(store, Db::Master, 2, g, 2, true)
+        store
+            .sessions()
+            .find(Db::Master, 2, g, 2, true)
             .await
             .unwrap(),
         Some(s2)
@@ -392,11 +396,11 @@ async fn device_tokens_set_and_get() {
         );
     }
     // Badge: 2 single unread + 3 group unread for user 12.
-    unread::incr_single(store, 12, 5).await.unwrap();
-    unread::incr_single(store, 12, 6).await.unwrap();
+    store.counters().incr_single(12, 5).await.unwrap();
+    store.counters().incr_single(12, 6).await.unwrap();
     let g = create(&c, 1, 1, "g", &[12, 1]).await.group_id.unwrap();
     for _ in 0..3 {
-        unread::group_incr(store, g, 1).await.unwrap();
+        store.counters().group_incr(g, 1).await.unwrap();
     }
     let get = |users: Vec<u32>| ImGetDeviceTokenReq {
         user_id: users,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use dbproxy_model::group::{NewGroup, GROUP_TYPE_NORMAL, GROUP_TYPE_TMP};
-use dbproxy_model::{session, unread, Db};
+use dbproxy_model::{session, Db};
 use dbproxy_protocol::pb::im::base_define::{
     GroupInfo, GroupModifyType, GroupVersionInfo, ShieldStatus,
 };
@@ -210,7 +210,7 @@ impl Command for ChangeMembers {
         groups.bump_version(g).await?;
         for &u in &set {
             // Added members start with nothing unread; removed ones are reset (Q-C05).
-            if let Err(error) = unread::group_mark_read(store, u, g).await {
+            if let Err(error) = store.counters().group_mark_read(u, g).await {
                 tracing::warn!(%error, user = u, group = g, "could not reset group counter");
             }
         }
@@ -240,10 +240,13 @@ impl Command for ChangeMembers {
 
 /// removeSession(session(user, G, 2, visible)).
 async fn remove_group_session(ctx: &Ctx, user: u32, group: u32) -> Result<(), Error> {
-    if let Some(id) =
-        session::find(&ctx.store, Db::Master, user, group, session::GROUP, false).await?
+    if let Some(id) = ctx
+        .store
+        .sessions()
+        .find(Db::Master, user, group, session::GROUP, false)
+        .await?
     {
-        session::remove(&ctx.store, id).await?;
+        ctx.store.sessions().remove(id).await?;
     }
     Ok(())
 }

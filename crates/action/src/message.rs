@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 use dbproxy_model::message::{
     self, GroupMessage, NewGroupMessage, NewSingleMessage, SingleMessage,
 };
+use dbproxy_model::session;
 use dbproxy_model::store::Db;
-use dbproxy_model::{relation, session, unread};
 use dbproxy_protocol::pb::im::base_define::{MsgInfo, MsgType, SessionType, UnreadInfo};
 use dbproxy_protocol::pb::im::message::{
     ImGetLatestMsgIdReq, ImGetLatestMsgIdRsp, ImGetMsgByIdReq, ImGetMsgByIdRsp, ImGetMsgListReq,
@@ -41,7 +41,11 @@ pub(crate) async fn newest_many(
     peers: &[u32],
     groups: &[u32],
 ) -> Result<(Vec<Option<Latest>>, Vec<Option<Latest>>), Error> {
-    let (singles, group_rows) = message::newest_many(&ctx.store, user, peers, groups).await?;
+    let (singles, group_rows) = ctx
+        .store
+        .messages()
+        .newest_many(user, peers, groups)
+        .await?;
     let shape = |found: Option<message::Newest>| {
         found.filter(|m| valid_type(m.kind)).map(|m| {
             let data = if m.kind == SINGLE_AUDIO || m.kind == GROUP_AUDIO {
@@ -66,9 +70,9 @@ pub(crate) async fn mark_read(
     session_type: i32,
 ) -> Result<(), Error> {
     if session_type == SessionType::Single as i32 {
-        unread::clear_single(&ctx.store, user, peer).await?;
+        ctx.store.counters().clear_single(user, peer).await?;
     } else if session_type == SessionType::Group as i32 {
-        unread::group_mark_read(&ctx.store, user, peer).await?;
+        ctx.store.counters().group_mark_read(user, peer).await?;
     }
     Ok(())
 }
@@ -152,19 +156,19 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     }
     let store = &ctx.store;
     // One master round of reads; the locked create paths only for what is missing.
-    let found = session::single_send_lookup(store, from, to).await?;
+    let found = store.sessions().single_send_lookup(from, to).await?;
     let mine = match found.sender_session {
         Some(id) => id,
-        None => session::add(store, from, to, session::SINGLE).await?,
+        None => store.sessions().add(from, to, session::SINGLE).await?,
     };
     // Q-M01 fixed: the receiver's session is the receiver's, not the sender's.
     let theirs = match found.receiver_session {
         Some(id) => id,
-        None => session::add(store, to, from, session::SINGLE).await?,
+        None => store.sessions().add(to, from, session::SINGLE).await?,
     };
     let rel = match found.relate_id {
         Some(rel) => rel,
-        None => match relation::get_or_create(store, from, to).await? {
+        None => match store.relations().get_or_create(from, to).await? {
             Some(rel) => rel,
             None => return Ok(0),
         },
@@ -172,7 +176,7 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     if mine == 0 {
         return Ok(0);
     }
-    let id = message::allocate_single(store, rel).await?;
+    let id = store.messages().allocate_single(rel).await?;
     let sessions = [mine, theirs];
     let Some(content) = content_for(ctx, req, kind).await? else {
         bump_anyway(ctx, &sessions, now).await;
@@ -187,14 +191,14 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
         kind,
         created: req.create_time,
     };
-    if let Err(error) = message::store_single(store, &msg, &sessions, now).await {
+    if let Err(error) = store.messages().store_single(&msg, &sessions, now).await {
         // Q-M03 fixed: nothing stored → msg_id 0; the sessions are still bumped.
         tracing::error!(%error, from, to, "message insert failed");
         bump_anyway(ctx, &sessions, now).await;
         return Ok(0);
     }
     // The message is durable now; a lost counter must not turn it into a failure.
-    if let Err(error) = unread::incr_single(store, to, from).await {
+    if let Err(error) = store.counters().incr_single(to, from).await {
         tracing::error!(%error, from, to, "unread counter not incremented");
     }
     Ok(id)
@@ -212,11 +216,14 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
         );
         return Ok(0);
     }
-    let mine = session::get_or_add(store, from, group, session::GROUP).await?;
+    let mine = store
+        .sessions()
+        .get_or_add(from, group, session::GROUP)
+        .await?;
     if mine == 0 {
         return Ok(0);
     }
-    let id = message::allocate_group(store, group).await?;
+    let id = store.messages().allocate_group(group).await?;
     let Some(content) = content_for(ctx, req, kind).await? else {
         bump_anyway(ctx, &[mine], now).await;
         return Ok(0);
@@ -229,12 +236,12 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
         kind,
         created: req.create_time,
     };
-    if let Err(error) = message::store_group(store, &msg, now, &[mine], now).await {
+    if let Err(error) = store.messages().store_group(&msg, now, &[mine], now).await {
         tracing::error!(%error, from, group, "group message insert failed");
         bump_anyway(ctx, &[mine], now).await;
         return Ok(0);
     }
-    if let Err(error) = unread::group_incr(store, group, from).await {
+    if let Err(error) = store.counters().group_incr(group, from).await {
         tracing::error!(%error, from, group, "group unread counter not incremented");
     }
     Ok(id)
@@ -242,7 +249,7 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
 
 /// The original bumps the sessions even when nothing was stored; so do we.
 async fn bump_anyway(ctx: &Ctx, sessions: &[u32], now: u32) {
-    if let Err(error) = session::bump(&ctx.store, sessions, now).await {
+    if let Err(error) = ctx.store.sessions().bump(sessions, now).await {
         tracing::warn!(%error, ?sessions, "sessions not bumped");
     }
 }
@@ -285,7 +292,7 @@ impl Command for UnreadCounts {
         let mut list = Vec::new();
 
         // Single part; a Redis failure skips the part (as the original).
-        let singles = match unread::single_counts(&ctx.store, user).await {
+        let singles = match ctx.store.counters().single_counts(user).await {
             Ok(counts) => counts,
             Err(error) => {
                 tracing::warn!(%error, user, "single unread counters unavailable");
@@ -295,7 +302,7 @@ impl Command for UnreadCounts {
         // Group part (not de-duplicated, like the original).
         let groups = ctx.store.groups().group_ids_of_user(user).await?;
         let group_counts: Vec<(u32, u32)> =
-            match unread::group_unread(&ctx.store, user, &groups).await {
+            match ctx.store.counters().group_unread(user, &groups).await {
                 Ok(counts) => counts
                     .into_iter()
                     .filter_map(|(g, n)| n.filter(|&n| n > 0).map(|n| (g, n)))
@@ -454,18 +461,24 @@ async fn rows(
         let joined = groups.join_time(user, peer).await?;
         let found = match page {
             Page::List { begin, count } => {
-                message::list_group(store, peer, joined, begin, count).await?
+                store
+                    .messages()
+                    .list_group(peer, joined, begin, count)
+                    .await?
             }
-            Page::Ids(ids) => message::by_ids_group(store, peer, joined, ids).await?,
+            Page::Ids(ids) => store.messages().by_ids_group(peer, joined, ids).await?,
         };
         Ok(found.into_iter().map(Row::from).collect())
     } else {
         let found = match page {
             Page::List { begin, count } => {
-                message::list_single_between(store, user, peer, begin, count).await?
+                store
+                    .messages()
+                    .list_single_between(user, peer, begin, count)
+                    .await?
             }
-            Page::Ids(ids) => match relation::find(store, Db::Slave, user, peer).await? {
-                Some(rel) => message::by_ids_single(store, rel, ids).await?,
+            Page::Ids(ids) => match store.relations().find(Db::Slave, user, peer).await? {
+                Some(rel) => store.messages().by_ids_single(rel, ids).await?,
                 None => Vec::new(),
             },
         };
@@ -552,10 +565,14 @@ impl Command for LatestMsgId {
     ) -> Result<Option<ImGetLatestMsgIdRsp>, Error> {
         let store = &ctx.store;
         let newest = if req.session_type == SessionType::Group as i32 {
-            message::newest_group(store, req.session_id).await?
+            store.messages().newest_group(req.session_id).await?
         } else {
-            match relation::find(store, Db::Slave, req.user_id, req.session_id).await? {
-                Some(rel) => message::newest_single(store, rel).await?,
+            match store
+                .relations()
+                .find(Db::Slave, req.user_id, req.session_id)
+                .await?
+            {
+                Some(rel) => store.messages().newest_single(rel).await?,
                 None => None,
             }
         };

@@ -1,6 +1,5 @@
 //! Recent-session commands of the buddy-list service (behaviour.md §11.4, §11.5).
 
-use dbproxy_model::session;
 use dbproxy_model::store::Db;
 use dbproxy_protocol::pb::im::base_define::{ContactSessionInfo, SessionType};
 use dbproxy_protocol::pb::im::buddy::{
@@ -25,7 +24,11 @@ impl Command for RecentSessions {
         ctx: &Ctx,
         req: ImRecentContactSessionReq,
     ) -> Result<Option<ImRecentContactSessionRsp>, Error> {
-        let rows = session::recent(&ctx.store, req.user_id, req.latest_update_time).await?;
+        let rows = ctx
+            .store
+            .sessions()
+            .recent(req.user_id, req.latest_update_time)
+            .await?;
         let single = SessionType::Single as i32;
         let group = SessionType::Group as i32;
         let rows: Vec<_> = rows
@@ -98,17 +101,13 @@ impl Command for RemoveSession {
 
     async fn run(ctx: &Ctx, req: ImRemoveSessionReq) -> Result<Option<ImRemoveSessionRsp>, Error> {
         let kind = u8::try_from(req.session_type).unwrap_or(0);
-        let id = session::find(
-            &ctx.store,
-            Db::Master,
-            req.user_id,
-            req.session_id,
-            kind,
-            false,
-        )
-        .await?;
+        let id = ctx
+            .store
+            .sessions()
+            .find(Db::Master, req.user_id, req.session_id, kind, false)
+            .await?;
         let removed = match id {
-            Some(id) => session::remove(&ctx.store, id).await?,
+            Some(id) => ctx.store.sessions().remove(id).await?,
             None => false,
         };
         if removed {

@@ -95,12 +95,16 @@ async fn bump(
     group: u32,
     last_chated: u32,
 ) -> dbproxy_model::Result<()> {
-    match session::find(store, Db::Master, member, group, session::GROUP, true).await? {
+    match store
+        .sessions()
+        .find(Db::Master, member, group, session::GROUP, true)
+        .await?
+    {
         Some(id) => {
-            session::update(store, id, last_chated).await?;
+            store.sessions().update(id, last_chated).await?;
         }
         None => {
-            session::add(store, member, group, session::GROUP).await?;
+            store.sessions().add(member, group, session::GROUP).await?;
         }
     }
     Ok(())

@@ -3,7 +3,6 @@
 use std::collections::{HashMap, HashSet};
 
 use dbproxy_model::token::TokenKind;
-use dbproxy_model::unread;
 use dbproxy_protocol::pb::im::base_define::UserTokenInfo;
 use dbproxy_protocol::pb::im::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
 use dbproxy_protocol::pb::im::server::{ImGetDeviceTokenReq, ImGetDeviceTokenRsp};
@@ -108,7 +107,7 @@ impl Command for GetDeviceTokens {
         let mut list = Vec::with_capacity(targets.len());
         for t in targets {
             let groups = groups_of.get(&t.user_id).map(Vec::as_slice).unwrap_or(&[]);
-            let push_count = unread::push_badge(store, t.user_id, groups).await?;
+            let push_count = store.counters().push_badge(t.user_id, groups).await?;
             list.push(UserTokenInfo {
                 user_id: t.user_id,
                 user_type: t.kind.client_type() as i32,

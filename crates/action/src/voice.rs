@@ -3,7 +3,7 @@
 //! the "nothing stored → msg_id 0" decision (Q-M02).
 
 use bytes::Bytes;
-use dbproxy_model::audio::{self, VoiceExpansion};
+use dbproxy_model::audio::VoiceExpansion;
 
 use crate::Ctx;
 
@@ -17,7 +17,12 @@ pub(crate) async fn store(
     created: u32,
     msg_data: &[u8],
 ) -> Option<Vec<u8>> {
-    match audio::store_voice(&ctx.store, from, to, msg_data, created).await {
+    match ctx
+        .store
+        .audio()
+        .store_voice(from, to, msg_data, created)
+        .await
+    {
         Ok(Some(id)) => Some(id.to_string().into_bytes()),
         Ok(None) => {
             tracing::warn!(
@@ -39,7 +44,7 @@ pub(crate) async fn store(
 /// IMAudio and msfs deliver them, else the stored content unchanged; `None` drops the
 /// message (the IMAudio lookup failed, Q-M11).
 pub(crate) async fn expand(ctx: &Ctx, content: Vec<u8>) -> Option<Bytes> {
-    match audio::expand_voice(&ctx.store, &content).await {
+    match ctx.store.audio().expand_voice(&content).await {
         VoiceExpansion::Data(data) => Some(Bytes::from(data)),
         VoiceExpansion::Unchanged => Some(Bytes::from(content)),
         VoiceExpansion::Remove => None,

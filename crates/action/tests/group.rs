@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dbproxy_action::{ActionSettings, Actions};
-use dbproxy_model::{session, Db};
+use dbproxy_model::Db;
 use dbproxy_protocol::commands::cid;
 use dbproxy_protocol::pb::im::group::{ImGroupCreateReq, ImGroupCreateRsp};
 use dbproxy_testkit::TestEnv;
@@ -60,9 +60,9 @@ async fn group_sync_bumps_and_creates_sessions() {
     let g = create(&a, 1, 1, "g", &[1, 2, 3]).await.group_id.unwrap();
     let old = create(&a, 1, 1, "old", &[1]).await.group_id.unwrap();
     // Member 2 has a deleted session; member 3 has none; member 1 a visible one.
-    let s1 = session::add(store, 1, g, 2).await.unwrap();
-    let s2 = session::add(store, 2, g, 2).await.unwrap();
-    session::remove(store, s2).await.unwrap();
+    let s1 = store.sessions().add(1, g, 2).await.unwrap();
+    let s2 = store.sessions().add(2, g, 2).await.unwrap();
+    store.sessions().remove(s2).await.unwrap();
 
     // Resume mark (Q-Y03): groups chatted long before it are not processed.
     store
@@ -95,18 +95,22 @@ async fn group_sync_bumps_and_creates_sessions() {
         .unwrap()
         .unwrap();
 
-    let recent1 = session::recent(store, 1, 0).await.unwrap();
+    let recent1 = store.sessions().recent(1, 0).await.unwrap();
     assert_eq!(recent1.iter().find(|s| s.id == s1).unwrap().updated, 9_999);
     assert!(recent1.iter().all(|s| s.peer_id != old));
     // Deleted session stays deleted (Q-Y04), but its time is bumped.
     assert_eq!(
-        session::find(store, Db::Master, 2, g, 2, false)
+        store
+            .sessions()
+            .find(Db::Master, 2, g, 2, false)
             .await
             .unwrap(),
         None
     );
     // Missing session created, visible.
-    assert!(session::find(store, Db::Master, 3, g, 2, false)
+    assert!(store
+        .sessions()
+        .find(Db::Master, 3, g, 2, false)
         .await
         .unwrap()
         .is_some());

@@ -12,7 +12,7 @@
 //! `DBPROXY_MYSQL_DATABASE` / `DBPROXY_REDIS_DB` point it at another database / Redis db.
 
 use dbproxy_model::user::{password_hash, NewUser};
-use dbproxy_model::{message, relation, session, unix_now, unread, Db, Store, StoreConfig};
+use dbproxy_model::{message, session, unix_now, Db, Store, StoreConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,13 +41,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // What db-proxy does for one 1:1 text message (behaviour.md §11.10).
     let now = unix_now();
-    let alice_session = session::get_or_add(&store, alice, bob, session::SINGLE).await?;
-    let bob_session = session::get_or_add(&store, bob, alice, session::SINGLE).await?;
-    let relate_id = relation::get_or_create(&store, alice, bob)
+    let alice_session = store
+        .sessions()
+        .get_or_add(alice, bob, session::SINGLE)
+        .await?;
+    let bob_session = store
+        .sessions()
+        .get_or_add(bob, alice, session::SINGLE)
+        .await?;
+    let relate_id = store
+        .relations()
+        .get_or_create(alice, bob)
         .await?
         .ok_or("no relation for a pair of non-zero ids")?;
     for text in ["hello bob", "are you there?"] {
-        let msg_id = message::allocate_single(&store, relate_id).await?;
+        let msg_id = store.messages().allocate_single(relate_id).await?;
         let msg = message::NewSingleMessage {
             relate_id,
             from_id: alice,
@@ -58,16 +66,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created: now,
         };
         // The row and both session bumps commit together.
-        message::store_single(&store, &msg, &[alice_session, bob_session], now).await?;
-        unread::incr_single(&store, bob, alice).await?;
+        store
+            .messages()
+            .store_single(&msg, &[alice_session, bob_session], now)
+            .await?;
+        store.counters().incr_single(bob, alice).await?;
         println!("stored msg_id {msg_id}: {text}");
     }
 
     // Read the newest five messages and bob's unread counters.
-    let rel = relation::find(&store, Db::Slave, bob, alice)
+    let rel = store
+        .relations()
+        .find(Db::Slave, bob, alice)
         .await?
         .unwrap_or(relate_id);
-    for m in message::list_single(&store, rel, 0, 5).await? {
+    for m in store.messages().list_single(rel, 0, 5).await? {
         println!(
             "  #{:<4} from {:<4} at {}: {}",
             m.msg_id,
@@ -76,14 +89,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             String::from_utf8_lossy(&m.content)
         );
     }
-    for (peer, count) in unread::single_counts(&store, bob).await? {
+    for (peer, count) in store.counters().single_counts(bob).await? {
         println!("bob has {count} unread from user {peer}");
     }
     // Mark read, as a read-ack does.
-    unread::clear_single(&store, bob, alice).await?;
+    store.counters().clear_single(bob, alice).await?;
     println!(
         "after read-ack: {:?}",
-        unread::single_counts(&store, bob).await?
+        store.counters().single_counts(bob).await?
     );
     Ok(())
 }

@@ -79,84 +79,132 @@ pub fn parse_audio_id(content: &[u8]) -> Option<u32> {
     s.parse().ok()
 }
 
-/// Insert an IMAudio row (master, bound parameters) → new id.
-pub async fn insert(store: &Store, a: &NewAudio<'_>) -> Result<u32> {
-    store
-        .master(async |c| {
-            diesel::sql_query(
-                "INSERT INTO IMAudio (fromId, toId, path, size, duration, created) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind::<Unsigned<Integer>, _>(a.from_id)
-            .bind::<Unsigned<Integer>, _>(a.to_id)
-            .bind::<Text, _>(a.path)
-            .bind::<Unsigned<Integer>, _>(a.size)
-            .bind::<Unsigned<Integer>, _>(a.duration)
-            .bind::<Unsigned<Integer>, _>(a.created)
-            .cached()
-            .execute(c)
-            .await
-            .ctx("IMAudio insert")?;
-            last_insert_id(c).await
-        })
-        .await
+/// Repository of IMAudio and the msfs voice payloads. Obtain with [`Store::audio`].
+#[derive(Clone, Copy)]
+pub struct Audios<'a> {
+    store: &'a Store,
 }
 
-/// IMAudio row by id (slave); `None` when missing.
-pub async fn get(store: &Store, id: u32) -> Result<Option<Audio>> {
-    let rows: Vec<AudioRow> = store
-        .slave(async |c| {
-            diesel::sql_query(
-                "SELECT id, fromId, toId, path, size, duration, created FROM IMAudio WHERE id = ?",
-            )
-            .bind::<Unsigned<Integer>, _>(id)
-            .cached()
-            .load(c)
-            .await
-            .ctx("IMAudio get")
-        })
-        .await?;
-    Ok(rows.into_iter().next().map(|r| Audio {
-        id: u32::try_from(r.id).unwrap_or(0),
-        from_id: r.from_id,
-        to_id: r.to_id,
-        path: r.path.unwrap_or_default(),
-        size: r.size,
-        duration: r.duration,
-        created: r.created,
-    }))
+impl Store {
+    /// IMAudio + msfs voice repository.
+    pub fn audio(&self) -> Audios<'_> {
+        Audios { store: self }
+    }
 }
 
-/// Voice store path (§9 steps 1–6 minus the message row): split `data`, upload the
-/// payload to msfs, insert IMAudio (fromId, toId = user or group, path = url, size,
-/// duration, created). Returns the audio id whose decimal string becomes the message
-/// content; `Ok(None)` when `data` is ≤ 4 bytes. Any upload/insert failure is an error
-/// (the caller replies msg_id 0, Q-M02).
-pub async fn store_voice(
-    store: &Store,
-    from_id: u32,
-    to_id: u32,
-    data: &[u8],
-    created: u32,
-) -> Result<Option<u32>> {
-    let Some((duration, payload)) = split_voice(data) else {
-        return Ok(None);
-    };
-    let url = store.msfs().upload(payload).await?;
-    let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let id = insert(
-        store,
-        &NewAudio {
-            from_id,
-            to_id,
-            path: &url,
-            size,
-            duration,
-            created,
-        },
-    )
-    .await?;
-    Ok(Some(id))
+impl Audios<'_> {
+    /// Insert an IMAudio row (master, bound parameters) → new id.
+    pub async fn insert(&self, a: &NewAudio<'_>) -> Result<u32> {
+        self.store
+            .master(async |c| {
+                diesel::sql_query(
+                    "INSERT INTO IMAudio (fromId, toId, path, size, duration, created) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind::<Unsigned<Integer>, _>(a.from_id)
+                .bind::<Unsigned<Integer>, _>(a.to_id)
+                .bind::<Text, _>(a.path)
+                .bind::<Unsigned<Integer>, _>(a.size)
+                .bind::<Unsigned<Integer>, _>(a.duration)
+                .bind::<Unsigned<Integer>, _>(a.created)
+                .cached()
+                .execute(c)
+                .await
+                .ctx("IMAudio insert")?;
+                last_insert_id(c).await
+            })
+            .await
+    }
+
+    /// IMAudio row by id (slave); `None` when missing.
+    pub async fn get(&self, id: u32) -> Result<Option<Audio>> {
+        let rows: Vec<AudioRow> = self
+            .store
+            .slave(async |c| {
+                diesel::sql_query(
+                    "SELECT id, fromId, toId, path, size, duration, created FROM IMAudio \
+                     WHERE id = ?",
+                )
+                .bind::<Unsigned<Integer>, _>(id)
+                .cached()
+                .load(c)
+                .await
+                .ctx("IMAudio get")
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(|r| Audio {
+            id: u32::try_from(r.id).unwrap_or(0),
+            from_id: r.from_id,
+            to_id: r.to_id,
+            path: r.path.unwrap_or_default(),
+            size: r.size,
+            duration: r.duration,
+            created: r.created,
+        }))
+    }
+
+    /// Voice store path (§9 steps 1–6 minus the message row): split `data`, upload the
+    /// payload to msfs, insert IMAudio (fromId, toId = user or group, path = url, size,
+    /// duration, created). Returns the audio id whose decimal string becomes the message
+    /// content; `Ok(None)` when `data` is ≤ 4 bytes. Any upload/insert failure is an error
+    /// (the caller replies msg_id 0, Q-M02).
+    pub async fn store_voice(
+        &self,
+        from_id: u32,
+        to_id: u32,
+        data: &[u8],
+        created: u32,
+    ) -> Result<Option<u32>> {
+        let Some((duration, payload)) = split_voice(data) else {
+            return Ok(None);
+        };
+        let url = self.store.msfs().upload(payload).await?;
+        let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let id = self
+            .insert(&NewAudio {
+                from_id,
+                to_id,
+                path: &url,
+                size,
+                duration,
+                created,
+            })
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// Voice read path for one message whose content is `content`: IMAudio by id (slave);
+    /// query error → Remove; no row (or non-numeric content) → Unchanged; row with path,
+    /// duration and size non-zero → download (2 s); success with matching length → Data.
+    pub async fn expand_voice(&self, content: &[u8]) -> VoiceExpansion {
+        let Some(id) = parse_audio_id(content) else {
+            return VoiceExpansion::Unchanged;
+        };
+        let audio = match self.get(id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return VoiceExpansion::Unchanged,
+            Err(e) => {
+                tracing::warn!(audio_id = id, error = %e, "IMAudio lookup failed");
+                return VoiceExpansion::Remove;
+            }
+        };
+        if audio.path.is_empty() || audio.duration == 0 || audio.size == 0 {
+            return VoiceExpansion::Unchanged;
+        }
+        match self.store.msfs().download(&audio.path, audio.size).await {
+            Ok(Some(payload)) => {
+                let mut out = Vec::with_capacity(payload.len() + 4);
+                out.extend_from_slice(&audio.duration.to_be_bytes());
+                out.extend_from_slice(&payload);
+                VoiceExpansion::Data(out)
+            }
+            Ok(None) => VoiceExpansion::Unchanged,
+            Err(e) => {
+                tracing::debug!(audio_id = id, error = %e, "voice download failed");
+                VoiceExpansion::Unchanged
+            }
+        }
+    }
 }
 
 /// What the read path does with one stored voice message (§9 read path, Q-M11).
@@ -168,39 +216,6 @@ pub enum VoiceExpansion {
     Unchanged,
     /// Replace `msg_data` with 4-byte BE duration + downloaded payload.
     Data(Vec<u8>),
-}
-
-/// Voice read path for one message whose content is `content`: IMAudio by id (slave);
-/// query error → Remove; no row (or non-numeric content) → Unchanged; row with path,
-/// duration and size non-zero → download (2 s); success with matching length → Data.
-pub async fn expand_voice(store: &Store, content: &[u8]) -> VoiceExpansion {
-    let Some(id) = parse_audio_id(content) else {
-        return VoiceExpansion::Unchanged;
-    };
-    let audio = match get(store, id).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return VoiceExpansion::Unchanged,
-        Err(e) => {
-            tracing::warn!(audio_id = id, error = %e, "IMAudio lookup failed");
-            return VoiceExpansion::Remove;
-        }
-    };
-    if audio.path.is_empty() || audio.duration == 0 || audio.size == 0 {
-        return VoiceExpansion::Unchanged;
-    }
-    match store.msfs().download(&audio.path, audio.size).await {
-        Ok(Some(payload)) => {
-            let mut out = Vec::with_capacity(payload.len() + 4);
-            out.extend_from_slice(&audio.duration.to_be_bytes());
-            out.extend_from_slice(&payload);
-            VoiceExpansion::Data(out)
-        }
-        Ok(None) => VoiceExpansion::Unchanged,
-        Err(e) => {
-            tracing::debug!(audio_id = id, error = %e, "voice download failed");
-            VoiceExpansion::Unchanged
-        }
-    }
 }
 
 #[cfg(test)]

@@ -217,58 +217,345 @@ const MAX_GROUP: [&str; 8] = shard_sql!(
     " WHERE groupId = ?"
 );
 
-async fn allocate(store: &Store, key: String, max_sql: &'static str, id: u32) -> Result<u32> {
-    let cache = store.unread();
-    let keys = [key];
-    let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
-    if v.is_none() {
-        // Counter lost (or never created): seed from the highest stored msgId (master).
-        let max: MaxRow = store
-            .master(async |c| {
-                diesel::sql_query(max_sql)
+/// Repository of the sharded message tables and their id counters. Obtain with
+/// [`Store::messages`].
+#[derive(Clone, Copy)]
+pub struct Messages<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// Message repository (IMMessage_0..7, IMGroupMessage_0..7, id counters).
+    pub fn messages(&self) -> Messages<'_> {
+        Messages { store: self }
+    }
+}
+
+impl Messages<'_> {
+    async fn allocate(&self, key: String, max_sql: &'static str, id: u32) -> Result<u32> {
+        let cache = self.store.unread();
+        let keys = [key];
+        let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
+        if v.is_none() {
+            // Counter lost (or never created): seed from the highest stored msgId (master).
+            let max: MaxRow = self
+                .store
+                .master(async |c| {
+                    diesel::sql_query(max_sql)
+                        .bind::<Unsigned<Integer>, _>(id)
+                        .cached()
+                        .get_result(c)
+                        .await
+                        .ctx("MAX(msgId)")
+                })
+                .await?;
+            v = cache
+                .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
+                .await?
+                .as_i64();
+        }
+        match v {
+            Some(n) if n > 0 && n <= i64::from(u32::MAX) => Ok(n as u32),
+            other => Err(Error::Redis {
+                context: format!("allocate {}", keys[0]),
+                message: format!("counter out of range: {other:?}"),
+            }),
+        }
+    }
+
+    /// Next msgId of the pair `relate_id`: INCRBY `msg_id_<R>`; when the key is missing it is
+    /// first raised to MAX(msgId) of `IMMessage_<R % 8>` for R (master). Never returns 0 or
+    /// a wrapped value (errors instead, Q-M04).
+    pub async fn allocate_single(&self, relate_id: u32) -> Result<u32> {
+        self.allocate(
+            single_counter_key(relate_id),
+            MAX_SINGLE[shard_of(relate_id)],
+            relate_id,
+        )
+        .await
+    }
+
+    /// Next msgId of group `group_id` (`group_msg_id_<G>`, seeded from `IMGroupMessage_<G % 8>`).
+    pub async fn allocate_group(&self, group_id: u32) -> Result<u32> {
+        self.allocate(
+            group_counter_key(group_id),
+            MAX_GROUP[shard_of(group_id)],
+            group_id,
+        )
+        .await
+    }
+
+    /// Store a single message and bump `IMRecentSession.updated = session_time` of the given
+    /// session ids (0s ignored) in ONE master transaction: either all is written or nothing.
+    /// The sessions are bumped by one statement in id order; a transaction rolled back by a
+    /// deadlock or lock wait timeout is run again (up to 4 attempts in all).
+    /// Writes `IMMessage_<relate_id % 8>` and `IMRecentSession`.
+    pub async fn store_single(
+        &self,
+        m: &NewSingleMessage<'_>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Result<()> {
+        let sql = INSERT_SINGLE[shard_of(m.relate_id)];
+        with_retry("store_single", || {
+            self.store.master_tx(async |c| {
+                diesel::sql_query(sql)
+                    .bind::<Unsigned<Integer>, _>(m.relate_id)
+                    .bind::<Unsigned<Integer>, _>(m.from_id)
+                    .bind::<Unsigned<Integer>, _>(m.to_id)
+                    .bind::<Unsigned<Integer>, _>(m.msg_id)
+                    .bind::<Binary, _>(m.content)
+                    .bind::<Unsigned<TinyInt>, _>(m.kind)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .cached()
+                    .execute(c)
+                    .await
+                    .ctx("IMMessage insert")?;
+                bump_sessions(c, sessions, session_time).await
+            })
+        })
+        .await
+    }
+
+    /// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
+    /// session ids to `session_time`, in ONE master transaction (retried on deadlock / lock
+    /// wait timeout like [`Self::store_single`]).
+    /// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`.
+    pub async fn store_group(
+        &self,
+        m: &NewGroupMessage<'_>,
+        now: u32,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Result<()> {
+        let sql = INSERT_GROUP[shard_of(m.group_id)];
+        with_retry("store_group", || {
+            self.store.master_tx(async |c| {
+                diesel::sql_query(sql)
+                    .bind::<Unsigned<Integer>, _>(m.group_id)
+                    .bind::<Unsigned<Integer>, _>(m.from_id)
+                    .bind::<Unsigned<Integer>, _>(m.msg_id)
+                    .bind::<Binary, _>(m.content)
+                    .bind::<Unsigned<TinyInt>, _>(m.kind)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .cached()
+                    .execute(c)
+                    .await
+                    .ctx("IMGroupMessage insert")?;
+                diesel::sql_query("UPDATE IMGroup SET lastChated = ? WHERE id = ?")
+                    .bind::<Unsigned<Integer>, _>(now)
+                    .bind::<Unsigned<Integer>, _>(m.group_id)
+                    .cached()
+                    .execute(c)
+                    .await
+                    .ctx("IMGroup lastChated")?;
+                bump_sessions(c, sessions, session_time).await
+            })
+        })
+        .await
+    }
+
+    /// Message list of a pair (§11.13): status 0, `msgId <= begin` when begin ≠ 0, newest
+    /// first (created desc, id desc — Q-D07), at most `count` rows (uncapped, Q-D09; 0 →
+    /// empty). Reads `IMMessage_<relate_id % 8>` on slave with FORCE INDEX
+    /// (idx_relateId_status_created).
+    pub async fn list_single(
+        &self,
+        relate_id: u32,
+        begin: u32,
+        count: u32,
+    ) -> Result<Vec<SingleMessage>> {
+        if count == 0 || relate_id == 0 {
+            return Ok(Vec::new());
+        }
+        self.store
+            .slave(async |c| list_single_on(c, relate_id, begin, count).await)
+            .await
+    }
+
+    /// [`Self::list_single`] of the pair {a, b}: its active relation ([`crate::relation::find_on`],
+    /// `IMRelationShip`) and the page (`IMMessage_<R % 8>`) in ONE slave unit of work. No
+    /// relation → empty.
+    pub async fn list_single_between(
+        &self,
+        a: u32,
+        b: u32,
+        begin: u32,
+        count: u32,
+    ) -> Result<Vec<SingleMessage>> {
+        self.store
+            .slave(async |c| match crate::relation::find_on(c, a, b).await? {
+                Some(rel) => list_single_on(c, rel, begin, count).await,
+                None => Ok(Vec::new()),
+            })
+            .await
+    }
+
+    /// Message list of a group for a member who joined at `join_time` (§11.13): status 0,
+    /// `created >= join_time`, `msgId <= begin` when begin ≠ 0, newest first, at most
+    /// `count`. Reads `IMGroupMessage_<group_id % 8>` on slave. Membership is the caller's job.
+    pub async fn list_group(
+        &self,
+        group_id: u32,
+        join_time: u32,
+        begin: u32,
+        count: u32,
+    ) -> Result<Vec<GroupMessage>> {
+        if count == 0 || group_id == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = LIST_GROUP[shard_of(group_id)];
+        self.store
+            .slave(async |c| {
+                diesel::sql_query(sql)
+                    .bind::<Unsigned<Integer>, _>(group_id)
+                    .bind::<Unsigned<Integer>, _>(join_time)
+                    .bind::<Unsigned<Integer>, _>(begin)
+                    .bind::<Unsigned<Integer>, _>(begin)
+                    .bind::<Unsigned<Integer>, _>(count)
+                    .cached()
+                    .load(c)
+                    .await
+                    .ctx("IMGroupMessage list")
+            })
+            .await
+    }
+
+    /// Messages of a pair by msgId (§11.15): status 0, `msgId IN ids`, newest first, at most
+    /// 100. Empty `ids` → empty. Reads `IMMessage_<relate_id % 8>` on slave.
+    pub async fn by_ids_single(&self, relate_id: u32, ids: &[u32]) -> Result<Vec<SingleMessage>> {
+        let ids = dedup_ids(ids);
+        if ids.is_empty() || relate_id == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = in_list_sql(BY_IDS_SINGLE[shard_of(relate_id)], ids.len(), BY_IDS_TAIL);
+        self.store
+            .slave(async |c| {
+                let mut q = diesel::sql_query(sql.as_str())
+                    .into_boxed::<Mysql>()
+                    .bind::<Unsigned<Integer>, _>(relate_id);
+                for id in &ids {
+                    q = q.bind::<Unsigned<Integer>, _>(*id);
+                }
+                q.load(c).await.ctx("IMMessage by ids")
+            })
+            .await
+    }
+
+    /// Group messages by msgId for a member who joined at `join_time` (§11.15): status 0,
+    /// `created >= join_time`, newest first, at most 100. Reads `IMGroupMessage_<G % 8>` on slave.
+    pub async fn by_ids_group(
+        &self,
+        group_id: u32,
+        join_time: u32,
+        ids: &[u32],
+    ) -> Result<Vec<GroupMessage>> {
+        let ids = dedup_ids(ids);
+        if ids.is_empty() || group_id == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = in_list_sql(BY_IDS_GROUP[shard_of(group_id)], ids.len(), BY_IDS_TAIL);
+        self.store
+            .slave(async |c| {
+                let mut q = diesel::sql_query(sql.as_str())
+                    .into_boxed::<Mysql>()
+                    .bind::<Unsigned<Integer>, _>(group_id)
+                    .bind::<Unsigned<Integer>, _>(join_time);
+                for id in &ids {
+                    q = q.bind::<Unsigned<Integer>, _>(*id);
+                }
+                q.load(c).await.ctx("IMGroupMessage by ids")
+            })
+            .await
+    }
+
+    /// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12)
+    /// in ONE slave unit of work: the active relations with all `peers` (`IMRelationShip`,
+    /// [`crate::relation::find_many_on`]), the newest status-0 row of each relation
+    /// (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`, no join-time
+    /// filter, Q-M12), each a `UNION ALL` of the static per-shard statements, 50 per
+    /// statement. The results follow the input order (one entry per peer / group,
+    /// duplicates kept), `None` where there is no relation or no message.
+    pub async fn newest_many(
+        &self,
+        user: u32,
+        peers: &[u32],
+        groups: &[u32],
+    ) -> Result<(Vec<Option<Newest>>, Vec<Option<Newest>>)> {
+        if peers.is_empty() && groups.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        self.store
+            .slave(async |c| {
+                let rels = crate::relation::find_many_on(c, user, peers).await?;
+                let rel_ids: Vec<u32> = rels.values().copied().collect();
+                let singles =
+                    newest_batch_on(c, &NEWEST_SINGLE_PART, &rel_ids, "IMMessage newest many")
+                        .await?;
+                let group_rows =
+                    newest_batch_on(c, &NEWEST_GROUP_PART, groups, "IMGroupMessage newest many")
+                        .await?;
+                let single_out = peers
+                    .iter()
+                    .map(|p| rels.get(p).and_then(|r| singles.get(r)).cloned())
+                    .collect();
+                let group_out = groups.iter().map(|g| group_rows.get(g).cloned()).collect();
+                Ok((single_out, group_out))
+            })
+            .await
+    }
+
+    async fn newest(
+        &self,
+        sql: &'static str,
+        id: u32,
+        what: &'static str,
+    ) -> Result<Option<Newest>> {
+        if id == 0 {
+            return Ok(None);
+        }
+        let rows: Vec<NewestRow> = self
+            .store
+            .slave(async |c| {
+                diesel::sql_query(sql)
                     .bind::<Unsigned<Integer>, _>(id)
                     .cached()
-                    .get_result(c)
+                    .load(c)
                     .await
-                    .ctx("MAX(msgId)")
+                    .ctx(what)
             })
             .await?;
-        v = cache
-            .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
-            .await?
-            .as_i64();
+        Ok(rows.into_iter().next().map(|r| Newest {
+            msg_id: r.msg_id,
+            kind: r.kind,
+            from_id: r.from_id,
+            content: r.content,
+        }))
     }
-    match v {
-        Some(n) if n > 0 && n <= i64::from(u32::MAX) => Ok(n as u32),
-        other => Err(Error::Redis {
-            context: format!("allocate {}", keys[0]),
-            message: format!("counter out of range: {other:?}"),
-        }),
+
+    /// Newest visible message of the pair `relate_id` (§10.5; the voice placeholder is the
+    /// caller's job). Reads `IMMessage_<relate_id % 8>` on slave.
+    pub async fn newest_single(&self, relate_id: u32) -> Result<Option<Newest>> {
+        self.newest(
+            NEWEST_SINGLE[shard_of(relate_id)],
+            relate_id,
+            "IMMessage newest",
+        )
+        .await
     }
-}
 
-/// Next msgId of the pair `relate_id`: INCRBY `msg_id_<R>`; when the key is missing it is
-/// first raised to MAX(msgId) of `IMMessage_<R % 8>` for R (master). Never returns 0 or
-/// a wrapped value (errors instead, Q-M04).
-pub async fn allocate_single(store: &Store, relate_id: u32) -> Result<u32> {
-    allocate(
-        store,
-        single_counter_key(relate_id),
-        MAX_SINGLE[shard_of(relate_id)],
-        relate_id,
-    )
-    .await
-}
-
-/// Next msgId of group `group_id` (`group_msg_id_<G>`, seeded from `IMGroupMessage_<G % 8>`).
-pub async fn allocate_group(store: &Store, group_id: u32) -> Result<u32> {
-    allocate(
-        store,
-        group_counter_key(group_id),
-        MAX_GROUP[shard_of(group_id)],
-        group_id,
-    )
-    .await
+    /// Newest visible message of group `group_id` (no join-time filter, Q-M12).
+    /// Reads `IMGroupMessage_<group_id % 8>` on slave.
+    pub async fn newest_group(&self, group_id: u32) -> Result<Option<Newest>> {
+        self.newest(
+            NEWEST_GROUP[shard_of(group_id)],
+            group_id,
+            "IMGroupMessage newest",
+        )
+        .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -313,78 +600,6 @@ where
     }
 }
 
-/// Store a single message and bump `IMRecentSession.updated = session_time` of the given
-/// session ids (0s ignored) in ONE master transaction: either all is written or nothing.
-/// The sessions are bumped by one statement in id order; a transaction rolled back by a
-/// deadlock or lock wait timeout is run again (up to 4 attempts in all).
-/// Writes `IMMessage_<relate_id % 8>` and `IMRecentSession`.
-pub async fn store_single(
-    store: &Store,
-    m: &NewSingleMessage<'_>,
-    sessions: &[u32],
-    session_time: u32,
-) -> Result<()> {
-    let sql = INSERT_SINGLE[shard_of(m.relate_id)];
-    with_retry("store_single", || {
-        store.master_tx(async |c| {
-            diesel::sql_query(sql)
-                .bind::<Unsigned<Integer>, _>(m.relate_id)
-                .bind::<Unsigned<Integer>, _>(m.from_id)
-                .bind::<Unsigned<Integer>, _>(m.to_id)
-                .bind::<Unsigned<Integer>, _>(m.msg_id)
-                .bind::<Binary, _>(m.content)
-                .bind::<Unsigned<TinyInt>, _>(m.kind)
-                .bind::<Unsigned<Integer>, _>(m.created)
-                .bind::<Unsigned<Integer>, _>(m.created)
-                .cached()
-                .execute(c)
-                .await
-                .ctx("IMMessage insert")?;
-            bump_sessions(c, sessions, session_time).await
-        })
-    })
-    .await
-}
-
-/// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
-/// session ids to `session_time`, in ONE master transaction (retried on deadlock / lock
-/// wait timeout like [`store_single`]).
-/// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`.
-pub async fn store_group(
-    store: &Store,
-    m: &NewGroupMessage<'_>,
-    now: u32,
-    sessions: &[u32],
-    session_time: u32,
-) -> Result<()> {
-    let sql = INSERT_GROUP[shard_of(m.group_id)];
-    with_retry("store_group", || {
-        store.master_tx(async |c| {
-            diesel::sql_query(sql)
-                .bind::<Unsigned<Integer>, _>(m.group_id)
-                .bind::<Unsigned<Integer>, _>(m.from_id)
-                .bind::<Unsigned<Integer>, _>(m.msg_id)
-                .bind::<Binary, _>(m.content)
-                .bind::<Unsigned<TinyInt>, _>(m.kind)
-                .bind::<Unsigned<Integer>, _>(m.created)
-                .bind::<Unsigned<Integer>, _>(m.created)
-                .cached()
-                .execute(c)
-                .await
-                .ctx("IMGroupMessage insert")?;
-            diesel::sql_query("UPDATE IMGroup SET lastChated = ? WHERE id = ?")
-                .bind::<Unsigned<Integer>, _>(now)
-                .bind::<Unsigned<Integer>, _>(m.group_id)
-                .cached()
-                .execute(c)
-                .await
-                .ctx("IMGroup lastChated")?;
-            bump_sessions(c, sessions, session_time).await
-        })
-    })
-    .await
-}
-
 // ---------------------------------------------------------------------------------------
 // Reads (slave)
 
@@ -400,24 +615,6 @@ const LIST_GROUP: [&str; 8] = shard_sql!(
     " WHERE groupId = ? AND status = 0 AND created >= ? \
      AND (? = 0 OR msgId <= ?) ORDER BY created DESC, id DESC LIMIT ?"
 );
-
-/// Message list of a pair (§11.13): status 0, `msgId <= begin` when begin ≠ 0, newest
-/// first (created desc, id desc — Q-D07), at most `count` rows (uncapped, Q-D09; 0 →
-/// empty). Reads `IMMessage_<relate_id % 8>` on slave with FORCE INDEX
-/// (idx_relateId_status_created).
-pub async fn list_single(
-    store: &Store,
-    relate_id: u32,
-    begin: u32,
-    count: u32,
-) -> Result<Vec<SingleMessage>> {
-    if count == 0 || relate_id == 0 {
-        return Ok(Vec::new());
-    }
-    store
-        .slave(async |c| list_single_on(c, relate_id, begin, count).await)
-        .await
-}
 
 async fn list_single_on(
     c: &mut DbConn,
@@ -437,54 +634,6 @@ async fn list_single_on(
         .load(c)
         .await
         .ctx("IMMessage list")
-}
-
-/// [`list_single`] of the pair {a, b}: its active relation ([`crate::relation::find_on`],
-/// `IMRelationShip`) and the page (`IMMessage_<R % 8>`) in ONE slave unit of work. No
-/// relation → empty.
-pub async fn list_single_between(
-    store: &Store,
-    a: u32,
-    b: u32,
-    begin: u32,
-    count: u32,
-) -> Result<Vec<SingleMessage>> {
-    store
-        .slave(async |c| match crate::relation::find_on(c, a, b).await? {
-            Some(rel) => list_single_on(c, rel, begin, count).await,
-            None => Ok(Vec::new()),
-        })
-        .await
-}
-
-/// Message list of a group for a member who joined at `join_time` (§11.13): status 0,
-/// `created >= join_time`, `msgId <= begin` when begin ≠ 0, newest first, at most
-/// `count`. Reads `IMGroupMessage_<group_id % 8>` on slave. Membership is the caller's job.
-pub async fn list_group(
-    store: &Store,
-    group_id: u32,
-    join_time: u32,
-    begin: u32,
-    count: u32,
-) -> Result<Vec<GroupMessage>> {
-    if count == 0 || group_id == 0 {
-        return Ok(Vec::new());
-    }
-    let sql = LIST_GROUP[shard_of(group_id)];
-    store
-        .slave(async |c| {
-            diesel::sql_query(sql)
-                .bind::<Unsigned<Integer>, _>(group_id)
-                .bind::<Unsigned<Integer>, _>(join_time)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(count)
-                .cached()
-                .load(c)
-                .await
-                .ctx("IMGroupMessage list")
-        })
-        .await
 }
 
 fn dedup_ids(ids: &[u32]) -> Vec<u32> {
@@ -520,58 +669,6 @@ fn in_list_sql(head: &'static str, n: usize, tail: &'static str) -> String {
     sql
 }
 
-/// Messages of a pair by msgId (§11.15): status 0, `msgId IN ids`, newest first, at most
-/// 100. Empty `ids` → empty. Reads `IMMessage_<relate_id % 8>` on slave.
-pub async fn by_ids_single(
-    store: &Store,
-    relate_id: u32,
-    ids: &[u32],
-) -> Result<Vec<SingleMessage>> {
-    let ids = dedup_ids(ids);
-    if ids.is_empty() || relate_id == 0 {
-        return Ok(Vec::new());
-    }
-    let sql = in_list_sql(BY_IDS_SINGLE[shard_of(relate_id)], ids.len(), BY_IDS_TAIL);
-    store
-        .slave(async |c| {
-            let mut q = diesel::sql_query(sql.as_str())
-                .into_boxed::<Mysql>()
-                .bind::<Unsigned<Integer>, _>(relate_id);
-            for id in &ids {
-                q = q.bind::<Unsigned<Integer>, _>(*id);
-            }
-            q.load(c).await.ctx("IMMessage by ids")
-        })
-        .await
-}
-
-/// Group messages by msgId for a member who joined at `join_time` (§11.15): status 0,
-/// `created >= join_time`, newest first, at most 100. Reads `IMGroupMessage_<G % 8>` on slave.
-pub async fn by_ids_group(
-    store: &Store,
-    group_id: u32,
-    join_time: u32,
-    ids: &[u32],
-) -> Result<Vec<GroupMessage>> {
-    let ids = dedup_ids(ids);
-    if ids.is_empty() || group_id == 0 {
-        return Ok(Vec::new());
-    }
-    let sql = in_list_sql(BY_IDS_GROUP[shard_of(group_id)], ids.len(), BY_IDS_TAIL);
-    store
-        .slave(async |c| {
-            let mut q = diesel::sql_query(sql.as_str())
-                .into_boxed::<Mysql>()
-                .bind::<Unsigned<Integer>, _>(group_id)
-                .bind::<Unsigned<Integer>, _>(join_time);
-            for id in &ids {
-                q = q.bind::<Unsigned<Integer>, _>(*id);
-            }
-            q.load(c).await.ctx("IMGroupMessage by ids")
-        })
-        .await
-}
-
 const NEWEST_SINGLE: [&str; 8] = shard_sql!(
     IMMessage,
     "SELECT msgId, type, fromId, content FROM ",
@@ -583,7 +680,7 @@ const NEWEST_GROUP: [&str; 8] = shard_sql!(
     " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 
-/// Per-shard parts of the batched newest-message query (see [`newest_many`]).
+/// Per-shard parts of the batched newest-message query (see [`Messages::newest_many`]).
 const NEWEST_SINGLE_PART: [&str; 8] = shard_sql!(
     IMMessage,
     "(SELECT relateId AS k, msgId, type, fromId, content FROM ",
@@ -652,90 +749,4 @@ async fn newest_batch_on(
         }
     }
     Ok(out)
-}
-
-/// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12)
-/// in ONE slave unit of work: the active relations with all `peers` (`IMRelationShip`,
-/// [`crate::relation::find_many_on`]), the newest status-0 row of each relation
-/// (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`, no join-time
-/// filter, Q-M12), each a `UNION ALL` of the static per-shard statements, 50 per
-/// statement. The results follow the input order (one entry per peer / group,
-/// duplicates kept), `None` where there is no relation or no message.
-pub async fn newest_many(
-    store: &Store,
-    user: u32,
-    peers: &[u32],
-    groups: &[u32],
-) -> Result<(Vec<Option<Newest>>, Vec<Option<Newest>>)> {
-    if peers.is_empty() && groups.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    store
-        .slave(async |c| {
-            let rels = crate::relation::find_many_on(c, user, peers).await?;
-            let rel_ids: Vec<u32> = rels.values().copied().collect();
-            let singles =
-                newest_batch_on(c, &NEWEST_SINGLE_PART, &rel_ids, "IMMessage newest many").await?;
-            let group_rows =
-                newest_batch_on(c, &NEWEST_GROUP_PART, groups, "IMGroupMessage newest many")
-                    .await?;
-            let single_out = peers
-                .iter()
-                .map(|p| rels.get(p).and_then(|r| singles.get(r)).cloned())
-                .collect();
-            let group_out = groups.iter().map(|g| group_rows.get(g).cloned()).collect();
-            Ok((single_out, group_out))
-        })
-        .await
-}
-
-async fn newest(
-    store: &Store,
-    sql: &'static str,
-    id: u32,
-    what: &'static str,
-) -> Result<Option<Newest>> {
-    if id == 0 {
-        return Ok(None);
-    }
-    let rows: Vec<NewestRow> = store
-        .slave(async |c| {
-            diesel::sql_query(sql)
-                .bind::<Unsigned<Integer>, _>(id)
-                .cached()
-                .load(c)
-                .await
-                .ctx(what)
-        })
-        .await?;
-    Ok(rows.into_iter().next().map(|r| Newest {
-        msg_id: r.msg_id,
-        kind: r.kind,
-        from_id: r.from_id,
-        content: r.content,
-    }))
-}
-
-/// Newest visible message of the pair `relate_id` (§10.5; the voice placeholder is the
-/// caller's job). Reads `IMMessage_<relate_id % 8>` on slave.
-pub async fn newest_single(store: &Store, relate_id: u32) -> Result<Option<Newest>> {
-    newest(
-        store,
-        NEWEST_SINGLE[shard_of(relate_id)],
-        relate_id,
-        "IMMessage newest",
-    )
-    .await
-}
-
-/// Newest visible message of group `group_id` (no join-time filter, Q-M12).
-/// Reads `IMGroupMessage_<group_id % 8>` on slave.
-pub async fn newest_group(store: &Store, group_id: u32) -> Result<Option<Newest>> {
-    newest(
-        store,
-        NEWEST_GROUP[shard_of(group_id)],
-        group_id,
-        "IMGroupMessage newest",
-    )
-    .await
 }

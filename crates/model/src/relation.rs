@@ -36,17 +36,65 @@ pub fn msg_id_key(relate_id: u32) -> String {
     format!("msg_id_{relate_id}")
 }
 
-/// Active relation id (status 0) of the pair {a, b}; `None` when a or b is 0 or no
-/// row exists. Several rows → the newest (highest id) wins ("last row" of the original).
-/// Reads `IMRelationShip` on `db`.
-pub async fn find(store: &Store, db: Db, a: u32, b: u32) -> Result<Option<u32>> {
-    if pair(a, b).is_none() {
-        return Ok(None);
-    }
-    store.on(db, async |c| find_on(c, a, b).await).await
+/// Repository of IMRelationShip (user pair → relateId). Obtain with [`Store::relations`].
+#[derive(Clone, Copy)]
+pub struct Relations<'a> {
+    store: &'a Store,
 }
 
-/// [`find`] on an existing connection (used to combine it with other reads in one unit
+impl Store {
+    /// IMRelationShip repository.
+    pub fn relations(&self) -> Relations<'_> {
+        Relations { store: self }
+    }
+}
+
+impl Relations<'_> {
+    /// Active relation id (status 0) of the pair {a, b}; `None` when a or b is 0 or no
+    /// row exists. Several rows → the newest (highest id) wins ("last row" of the original).
+    /// Reads `IMRelationShip` on `db`.
+    pub async fn find(&self, db: Db, a: u32, b: u32) -> Result<Option<u32>> {
+        if pair(a, b).is_none() {
+            return Ok(None);
+        }
+        self.store.on(db, async |c| find_on(c, a, b).await).await
+    }
+
+    /// Relation id of {a, b}, creating or reactivating it when needed (§10.1 with Q-D04,
+    /// Q-D05, Q-D06 fixed). Concurrency-safe without UNIQUE keys: creation is serialised by
+    /// the advisory lock `dbproxy_rel_<small>_<big>` and re-checked on master.
+    ///
+    /// Reads `IMRelationShip` (slave fast path, then master); writes on master either
+    /// `status = 0, updated = now` on the first existing row (any status) or a new row
+    /// (small, big, 0, now, now). After an insert: SET NX `msg_id_<id>` `0` (unread instance;
+    /// a Redis failure there is logged, not returned).
+    pub async fn get_or_create(&self, a: u32, b: u32) -> Result<Option<u32>> {
+        let Some((small, big)) = pair(a, b) else {
+            return Ok(None);
+        };
+        if let Some(id) = self.find(Db::Slave, a, b).await? {
+            return Ok(Some(id));
+        }
+        let lock = format!("dbproxy_rel_{small}_{big}");
+        let (id, inserted) = self
+            .store
+            .master(async |c| {
+                with_lock(c, &lock, async |c: &mut DbConn| {
+                    create_locked(c, small, big).await
+                })
+                .await
+            })
+            .await?;
+        if inserted {
+            if let Err(e) = self.store.unread().set_nx(&msg_id_key(id), "0").await {
+                tracing::warn!(relate_id = id, error = %e, "SET NX msg_id key failed");
+            }
+        }
+        Ok(Some(id))
+    }
+}
+
+/// [`Relations::find`] on an existing connection (used to combine it with other reads in one unit
 /// of work). Reads `IMRelationShip`.
 pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
     let Some((small, big)) = pair(a, b) else {
@@ -121,38 +169,6 @@ struct PairRow {
     big_id: u32,
     #[diesel(sql_type = Integer)]
     id: i32,
-}
-
-/// Relation id of {a, b}, creating or reactivating it when needed (§10.1 with Q-D04,
-/// Q-D05, Q-D06 fixed). Concurrency-safe without UNIQUE keys: creation is serialised by
-/// the advisory lock `dbproxy_rel_<small>_<big>` and re-checked on master.
-///
-/// Reads `IMRelationShip` (slave fast path, then master); writes on master either
-/// `status = 0, updated = now` on the first existing row (any status) or a new row
-/// (small, big, 0, now, now). After an insert: SET NX `msg_id_<id>` `0` (unread instance;
-/// a Redis failure there is logged, not returned).
-pub async fn get_or_create(store: &Store, a: u32, b: u32) -> Result<Option<u32>> {
-    let Some((small, big)) = pair(a, b) else {
-        return Ok(None);
-    };
-    if let Some(id) = find(store, Db::Slave, a, b).await? {
-        return Ok(Some(id));
-    }
-    let lock = format!("dbproxy_rel_{small}_{big}");
-    let (id, inserted) = store
-        .master(async |c| {
-            with_lock(c, &lock, async |c: &mut DbConn| {
-                create_locked(c, small, big).await
-            })
-            .await
-        })
-        .await?;
-    if inserted {
-        if let Err(e) = store.unread().set_nx(&msg_id_key(id), "0").await {
-            tracing::warn!(relate_id = id, error = %e, "SET NX msg_id key failed");
-        }
-    }
-    Ok(Some(id))
 }
 
 async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, bool)> {

@@ -17,7 +17,7 @@ pub const SINGLE: u8 = 1;
 /// Session type: group chat.
 pub const GROUP: u8 = 2;
 
-/// Maximum rows returned by [`recent`].
+/// Maximum rows returned by [`Sessions::recent`].
 pub const RECENT_LIMIT: u32 = 100;
 
 /// One IMRecentSession row (NULL type/status read as 0, Q-D03).
@@ -90,74 +90,208 @@ async fn find_on(
     Ok(rows.into_iter().next().and_then(|r| to_id(r.id)))
 }
 
-/// Session id of (user, peer, kind) — visible ones only unless `any_status`; the newest
-/// row wins when there are duplicates. Reads `IMRecentSession` on `db` (use
-/// [`Db::Master`] right before a write, Q-D06).
-pub async fn find(
-    store: &Store,
-    db: Db,
-    user: u32,
-    peer: u32,
-    kind: u8,
-    any_status: bool,
-) -> Result<Option<u32>> {
-    store
-        .on(db, async |c| find_on(c, user, peer, kind, any_status).await)
-        .await
+/// Repository of IMRecentSession. Obtain with [`Store::sessions`].
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    store: &'a Store,
 }
 
-/// addSession (§10.3): reactivate the existing (user, peer, kind) row (`status = 0,
-/// updated = now`) or insert (user, peer, kind, 0, now, now). Returns the session id.
-/// Concurrency-safe without UNIQUE keys (advisory lock `dbproxy_ses_<u>_<p>_<k>`,
-/// lookup on master). Reads/writes `IMRecentSession` on master.
-pub async fn add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
-    let lock = format!("dbproxy_ses_{user}_{peer}_{kind}");
-    store
-        .master(async |c| {
-            with_lock(c, &lock, async |c: &mut DbConn| {
-                let now = unix_now();
-                if let Some(id) = find_on(c, user, peer, kind, true).await? {
+impl Store {
+    /// IMRecentSession repository.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions { store: self }
+    }
+}
+
+impl Sessions<'_> {
+    /// Session id of (user, peer, kind) — visible ones only unless `any_status`; the newest
+    /// row wins when there are duplicates. Reads `IMRecentSession` on `db` (use
+    /// [`Db::Master`] right before a write, Q-D06).
+    pub async fn find(
+        &self,
+        db: Db,
+        user: u32,
+        peer: u32,
+        kind: u8,
+        any_status: bool,
+    ) -> Result<Option<u32>> {
+        self.store
+            .on(db, async |c| find_on(c, user, peer, kind, any_status).await)
+            .await
+    }
+
+    /// addSession (§10.3): reactivate the existing (user, peer, kind) row (`status = 0,
+    /// updated = now`) or insert (user, peer, kind, 0, now, now). Returns the session id.
+    /// Concurrency-safe without UNIQUE keys (advisory lock `dbproxy_ses_<u>_<p>_<k>`,
+    /// lookup on master). Reads/writes `IMRecentSession` on master.
+    pub async fn add(&self, user: u32, peer: u32, kind: u8) -> Result<u32> {
+        let lock = format!("dbproxy_ses_{user}_{peer}_{kind}");
+        self.store
+            .master(async |c| {
+                with_lock(c, &lock, async |c: &mut DbConn| {
+                    let now = unix_now();
+                    if let Some(id) = find_on(c, user, peer, kind, true).await? {
+                        diesel::sql_query(
+                            "UPDATE IMRecentSession SET status = 0, updated = ? WHERE id = ?",
+                        )
+                        .bind::<Unsigned<Integer>, _>(now)
+                        .bind::<Unsigned<Integer>, _>(id)
+                        .cached()
+                        .execute(c)
+                        .await
+                        .ctx("IMRecentSession reactivate")?;
+                        return Ok(id);
+                    }
                     diesel::sql_query(
-                        "UPDATE IMRecentSession SET status = 0, updated = ? WHERE id = ?",
+                        "INSERT INTO IMRecentSession \
+                         (userId, peerId, type, status, created, updated) \
+                         VALUES (?, ?, ?, 0, ?, ?)",
                     )
+                    .bind::<Unsigned<Integer>, _>(user)
+                    .bind::<Unsigned<Integer>, _>(peer)
+                    .bind::<Unsigned<TinyInt>, _>(kind)
+                    .bind::<Unsigned<Integer>, _>(now)
+                    .bind::<Unsigned<Integer>, _>(now)
+                    .cached()
+                    .execute(c)
+                    .await
+                    .ctx("IMRecentSession insert")?;
+                    last_insert_id(c).await
+                })
+                .await
+            })
+            .await
+    }
+
+    /// Visible session of (user, peer, kind), created/reactivated when missing:
+    /// `find` on master, else [`Self::add`].
+    pub async fn get_or_add(&self, user: u32, peer: u32, kind: u8) -> Result<u32> {
+        match self.find(Db::Master, user, peer, kind, false).await? {
+            Some(id) => Ok(id),
+            None => self.add(user, peer, kind).await,
+        }
+    }
+
+    /// Fast path of a single send: in ONE master unit of work (two statements, Q-D06: reads
+    /// right before the writes go to master) read the visible type-1 sessions of both sides
+    /// (`IMRecentSession`, newest id per (userId, peerId)) and the active relation
+    /// (`IMRelationShip` via [`crate::relation::find_on`]). Missing pieces are `None`; the caller
+    /// creates them with [`Self::add`] / [`crate::relation::Relations::get_or_create`]
+    /// (the locked paths).
+    /// `from == to` or a 0 id gives all `None`.
+    pub async fn single_send_lookup(&self, from: u32, to: u32) -> Result<SendLookup> {
+        if from == 0 || to == 0 || from == to {
+            return Ok(SendLookup::default());
+        }
+        self.store
+            .master(async |c| {
+                let rows: Vec<PairSessionRow> = diesel::sql_query(
+                    "SELECT userId, MAX(id) AS id FROM IMRecentSession \
+                 WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
+                 AND type = 1 AND status = 0 GROUP BY userId",
+                )
+                .bind::<Unsigned<Integer>, _>(from)
+                .bind::<Unsigned<Integer>, _>(to)
+                .bind::<Unsigned<Integer>, _>(to)
+                .bind::<Unsigned<Integer>, _>(from)
+                .cached()
+                .load(c)
+                .await
+                .ctx("IMRecentSession pair")?;
+                let mut out = SendLookup::default();
+                for r in rows {
+                    if r.user_id == from {
+                        out.sender_session = to_id(r.id);
+                    } else if r.user_id == to {
+                        out.receiver_session = to_id(r.id);
+                    }
+                }
+                out.relate_id = crate::relation::find_on(c, from, to).await?;
+                Ok(out)
+            })
+            .await
+    }
+
+    /// updateSession (§10.4): `updated = t` on row `id` (master). Returns whether a row
+    /// matched (id 0 matches nothing).
+    pub async fn update(&self, id: u32, t: u32) -> Result<bool> {
+        if id == 0 {
+            return Ok(false);
+        }
+        let n = self
+            .store
+            .master(async |c| update_on(c, id, t).await)
+            .await?;
+        Ok(n)
+    }
+
+    /// `updated = t` on every row of `ids` (0s ignored), one statement on master.
+    /// Returns the number of rows matched.
+    pub async fn bump(&self, ids: &[u32], t: u32) -> Result<usize> {
+        if lock_order(ids).is_empty() {
+            return Ok(0);
+        }
+        self.store.master(async |c| bump_on(c, ids, t).await).await
+    }
+
+    /// removeSession (§10.4): `status = 1, updated = now` on row `id` (master). Returns
+    /// whether a row matched.
+    pub async fn remove(&self, id: u32) -> Result<bool> {
+        if id == 0 {
+            return Ok(false);
+        }
+        let now = unix_now();
+        let n = self
+            .store
+            .master(async |c| {
+                diesel::sql_query("UPDATE IMRecentSession SET status = 1, updated = ? WHERE id = ?")
                     .bind::<Unsigned<Integer>, _>(now)
                     .bind::<Unsigned<Integer>, _>(id)
                     .cached()
                     .execute(c)
                     .await
-                    .ctx("IMRecentSession reactivate")?;
-                    return Ok(id);
-                }
-                diesel::sql_query(
-                    "INSERT INTO IMRecentSession (userId, peerId, type, status, created, updated) \
-                     VALUES (?, ?, ?, 0, ?, ?)",
-                )
-                .bind::<Unsigned<Integer>, _>(user)
-                .bind::<Unsigned<Integer>, _>(peer)
-                .bind::<Unsigned<TinyInt>, _>(kind)
-                .bind::<Unsigned<Integer>, _>(now)
-                .bind::<Unsigned<Integer>, _>(now)
-                .cached()
-                .execute(c)
-                .await
-                .ctx("IMRecentSession insert")?;
-                last_insert_id(c).await
+                    .ctx("IMRecentSession remove")
             })
-            .await
-        })
-        .await
-}
+            .await?;
+        Ok(n > 0)
+    }
 
-/// Visible session of (user, peer, kind), created/reactivated when missing:
-/// `find` on master, else [`add`].
-pub async fn get_or_add(store: &Store, user: u32, peer: u32, kind: u8) -> Result<u32> {
-    match find(store, Db::Master, user, peer, kind, false).await? {
-        Some(id) => Ok(id),
-        None => add(store, user, peer, kind).await,
+    /// Recent sessions of `user` (§11.4 step 1): status 0 and `updated > after`, newest first,
+    /// at most 100. Reads `IMRecentSession` on slave. Rows of any type are returned; callers
+    /// skip types other than 1 and 2.
+    pub async fn recent(&self, user: u32, after: u32) -> Result<Vec<Session>> {
+        let rows: Vec<SessionRow> = self
+            .store
+            .slave(async |c| {
+                diesel::sql_query(
+                "SELECT id, userId, peerId, type, status, created, updated FROM IMRecentSession \
+                 WHERE userId = ? AND status = 0 AND updated > ? ORDER BY updated DESC LIMIT ?",
+            )
+            .bind::<Unsigned<Integer>, _>(user)
+            .bind::<Unsigned<Integer>, _>(after)
+            .bind::<Unsigned<Integer>, _>(RECENT_LIMIT)
+            .cached()
+            .load(c)
+            .await
+            .ctx("IMRecentSession recent")
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Session {
+                id: u32::try_from(r.id).unwrap_or(0),
+                user_id: r.user_id,
+                peer_id: r.peer_id,
+                kind: r.kind.unwrap_or(0),
+                status: r.status.unwrap_or(0),
+                created: r.created,
+                updated: r.updated,
+            })
+            .collect())
     }
 }
 
-/// What a single send needs to know before storing (see [`single_send_lookup`]).
+/// What a single send needs to know before storing (see [`Sessions::single_send_lookup`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SendLookup {
     /// Visible single session of the sender (userId = from, peerId = to), newest row.
@@ -175,55 +309,6 @@ struct PairSessionRow {
     user_id: u32,
     #[diesel(sql_type = Integer)]
     id: i32,
-}
-
-/// Fast path of a single send: in ONE master unit of work (two statements, Q-D06: reads
-/// right before the writes go to master) read the visible type-1 sessions of both sides
-/// (`IMRecentSession`, newest id per (userId, peerId)) and the active relation
-/// (`IMRelationShip` via [`crate::relation::find_on`]). Missing pieces are `None`; the caller
-/// creates them with [`add`] / [`crate::relation::get_or_create`] (the locked paths).
-/// `from == to` or a 0 id gives all `None`.
-pub async fn single_send_lookup(store: &Store, from: u32, to: u32) -> Result<SendLookup> {
-    if from == 0 || to == 0 || from == to {
-        return Ok(SendLookup::default());
-    }
-    store
-        .master(async |c| {
-            let rows: Vec<PairSessionRow> = diesel::sql_query(
-                "SELECT userId, MAX(id) AS id FROM IMRecentSession \
-                 WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
-                 AND type = 1 AND status = 0 GROUP BY userId",
-            )
-            .bind::<Unsigned<Integer>, _>(from)
-            .bind::<Unsigned<Integer>, _>(to)
-            .bind::<Unsigned<Integer>, _>(to)
-            .bind::<Unsigned<Integer>, _>(from)
-            .cached()
-            .load(c)
-            .await
-            .ctx("IMRecentSession pair")?;
-            let mut out = SendLookup::default();
-            for r in rows {
-                if r.user_id == from {
-                    out.sender_session = to_id(r.id);
-                } else if r.user_id == to {
-                    out.receiver_session = to_id(r.id);
-                }
-            }
-            out.relate_id = crate::relation::find_on(c, from, to).await?;
-            Ok(out)
-        })
-        .await
-}
-
-/// updateSession (§10.4): `updated = t` on row `id` (master). Returns whether a row
-/// matched (id 0 matches nothing).
-pub async fn update(store: &Store, id: u32, t: u32) -> Result<bool> {
-    if id == 0 {
-        return Ok(false);
-    }
-    let n = store.master(async |c| update_on(c, id, t).await).await?;
-    Ok(n)
 }
 
 /// `updated = t` on row `id` using an existing connection (used inside message
@@ -276,67 +361,4 @@ pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
         q = q.bind::<Unsigned<Integer>, _>(*id);
     }
     q.execute(c).await.ctx("IMRecentSession update")
-}
-
-/// `updated = t` on every row of `ids` (0s ignored), one statement on master.
-/// Returns the number of rows matched.
-pub async fn bump(store: &Store, ids: &[u32], t: u32) -> Result<usize> {
-    if lock_order(ids).is_empty() {
-        return Ok(0);
-    }
-    store.master(async |c| bump_on(c, ids, t).await).await
-}
-
-/// removeSession (§10.4): `status = 1, updated = now` on row `id` (master). Returns
-/// whether a row matched.
-pub async fn remove(store: &Store, id: u32) -> Result<bool> {
-    if id == 0 {
-        return Ok(false);
-    }
-    let now = unix_now();
-    let n = store
-        .master(async |c| {
-            diesel::sql_query("UPDATE IMRecentSession SET status = 1, updated = ? WHERE id = ?")
-                .bind::<Unsigned<Integer>, _>(now)
-                .bind::<Unsigned<Integer>, _>(id)
-                .cached()
-                .execute(c)
-                .await
-                .ctx("IMRecentSession remove")
-        })
-        .await?;
-    Ok(n > 0)
-}
-
-/// Recent sessions of `user` (§11.4 step 1): status 0 and `updated > after`, newest first,
-/// at most 100. Reads `IMRecentSession` on slave. Rows of any type are returned; callers
-/// skip types other than 1 and 2.
-pub async fn recent(store: &Store, user: u32, after: u32) -> Result<Vec<Session>> {
-    let rows: Vec<SessionRow> = store
-        .slave(async |c| {
-            diesel::sql_query(
-                "SELECT id, userId, peerId, type, status, created, updated FROM IMRecentSession \
-                 WHERE userId = ? AND status = 0 AND updated > ? ORDER BY updated DESC LIMIT ?",
-            )
-            .bind::<Unsigned<Integer>, _>(user)
-            .bind::<Unsigned<Integer>, _>(after)
-            .bind::<Unsigned<Integer>, _>(RECENT_LIMIT)
-            .cached()
-            .load(c)
-            .await
-            .ctx("IMRecentSession recent")
-        })
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Session {
-            id: u32::try_from(r.id).unwrap_or(0),
-            user_id: r.user_id,
-            peer_id: r.peer_id,
-            kind: r.kind.unwrap_or(0),
-            status: r.status.unwrap_or(0),
-            created: r.created,
-            updated: r.updated,
-        })
-        .collect())
 }

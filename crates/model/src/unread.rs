@@ -73,102 +73,117 @@ const GROUP_INCR: Script = Script {
              return n",
 };
 
-/// After a stored single message: HINCRBY `unread_<to>` `<from>` 1 → new count.
-pub async fn incr_single(store: &Store, to: u32, from: u32) -> Result<i64> {
-    store
-        .unread()
-        .hincrby(&single_key(to), &from.to_string(), 1)
-        .await
+/// Unread counters in the Redis `unread` instance. Obtain with [`Store::counters`].
+#[derive(Clone, Copy)]
+pub struct Counters<'a> {
+    store: &'a Store,
 }
 
-/// Mark a single session read: HDEL `unread_<user>` `<peer>` → whether a field was removed.
-pub async fn clear_single(store: &Store, user: u32, peer: u32) -> Result<bool> {
-    let n = store
-        .unread()
-        .hdel(&single_key(user), &[&peer.to_string()])
-        .await?;
-    Ok(n > 0)
-}
-
-/// All single counters of `user` (HGETALL `unread_<user>`), in lexicographic order of the
-/// field strings, as (peer, count) with lenient integer parsing.
-pub async fn single_counts(store: &Store, user: u32) -> Result<Vec<(u32, u32)>> {
-    let all = store.unread().hgetall(&single_key(user)).await?;
-    Ok(all
-        .into_iter()
-        .map(|(k, v)| (clamp_u32(atoi(&k)), clamp_u32(atoi(&v))))
-        .collect())
-}
-
-/// After a stored group message from `sender`: atomically HINCRBY `<G>_im_group_msg`
-/// `count` 1 and copy that hash into `<sender>_<G>_im_user_group`. Returns the new total.
-pub async fn group_incr(store: &Store, group: u32, sender: u32) -> Result<u64> {
-    let keys = [group_total_key(group), user_group_key(sender, group)];
-    let v = store.unread().eval(&GROUP_INCR, &keys, &[]).await?;
-    Ok(v.as_i64().map(|n| n.max(0) as u64).unwrap_or(0))
-}
-
-/// Mark group `group` read for `user` (§10.6 type 2, Q-C01): atomically copy
-/// `<G>_im_group_msg` into `<U>_<G>_im_user_group`. Returns the copied total, `None` when
-/// the group hash does not exist (nothing changes, Q-C04).
-pub async fn group_mark_read(store: &Store, user: u32, group: u32) -> Result<Option<u64>> {
-    let keys = [group_total_key(group), user_group_key(user, group)];
-    let v = store.unread().eval(&MARK_READ, &keys, &[]).await?;
-    Ok(v.as_i64().map(|n| n.max(0) as u64))
-}
-
-/// Group unread of `user` for each of `groups` (§11.12 rule), all HGETs in one pipeline:
-/// `None` when `<G>_im_group_msg` has no `count` (the caller skips G); otherwise
-/// total − user copy (missing copy = 0), 0 when the copy is larger (Q-C02 fixed).
-/// The result has one entry per input group, in input order (duplicates kept).
-pub async fn group_unread(
-    store: &Store,
-    user: u32,
-    groups: &[u32],
-) -> Result<Vec<(u32, Option<u32>)>> {
-    if groups.is_empty() {
-        return Ok(Vec::new());
+impl Store {
+    /// Unread-counter repository (keys in the Redis `unread` instance, which itself is
+    /// [`Store::unread`]).
+    pub fn counters(&self) -> Counters<'_> {
+        Counters { store: self }
     }
-    let mut items = Vec::with_capacity(groups.len() * 2);
-    for &g in groups {
-        items.push((group_total_key(g), COUNT_FIELD.to_string()));
-        items.push((user_group_key(user, g), COUNT_FIELD.to_string()));
-    }
-    let vals = store.unread().hget_many(&items).await?;
-    Ok(groups
-        .iter()
-        .zip(vals.chunks(2))
-        .map(|(&g, pair)| {
-            let total = pair.first().cloned().flatten();
-            let seen = pair.get(1).cloned().flatten();
-            let n = total.map(|t| {
-                let t = atoi(&t);
-                let s = seen.as_deref().map(atoi).unwrap_or(0);
-                if t >= s {
-                    clamp_u32(t - s)
-                } else {
-                    0
-                }
-            });
-            (g, n)
-        })
-        .collect())
 }
 
-/// Push badge of `user` (§11.17): Σ of `unread_<user>` values + Σ of the group unread
-/// of `groups` (the caller passes the user's active groups, duplicates counted as given).
-pub async fn push_badge(store: &Store, user: u32, groups: &[u32]) -> Result<u32> {
-    let single: u64 = single_counts(store, user)
-        .await?
-        .iter()
-        .map(|&(_, n)| u64::from(n))
-        .sum();
-    let group: u64 = group_unread(store, user, groups)
-        .await?
-        .iter()
-        .filter_map(|&(_, n)| n.map(u64::from))
-        .sum();
-    Ok(u32::try_from(single + group).unwrap_or(u32::MAX))
+impl Counters<'_> {
+    /// After a stored single message: HINCRBY `unread_<to>` `<from>` 1 → new count.
+    pub async fn incr_single(&self, to: u32, from: u32) -> Result<i64> {
+        self.store
+            .unread()
+            .hincrby(&single_key(to), &from.to_string(), 1)
+            .await
+    }
+
+    /// Mark a single session read: HDEL `unread_<user>` `<peer>` → whether a field was removed.
+    pub async fn clear_single(&self, user: u32, peer: u32) -> Result<bool> {
+        let n = self
+            .store
+            .unread()
+            .hdel(&single_key(user), &[&peer.to_string()])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// All single counters of `user` (HGETALL `unread_<user>`), in lexicographic order of the
+    /// field strings, as (peer, count) with lenient integer parsing.
+    pub async fn single_counts(&self, user: u32) -> Result<Vec<(u32, u32)>> {
+        let all = self.store.unread().hgetall(&single_key(user)).await?;
+        Ok(all
+            .into_iter()
+            .map(|(k, v)| (clamp_u32(atoi(&k)), clamp_u32(atoi(&v))))
+            .collect())
+    }
+
+    /// After a stored group message from `sender`: atomically HINCRBY `<G>_im_group_msg`
+    /// `count` 1 and copy that hash into `<sender>_<G>_im_user_group`. Returns the new total.
+    pub async fn group_incr(&self, group: u32, sender: u32) -> Result<u64> {
+        let keys = [group_total_key(group), user_group_key(sender, group)];
+        let v = self.store.unread().eval(&GROUP_INCR, &keys, &[]).await?;
+        Ok(v.as_i64().map(|n| n.max(0) as u64).unwrap_or(0))
+    }
+
+    /// Mark group `group` read for `user` (§10.6 type 2, Q-C01): atomically copy
+    /// `<G>_im_group_msg` into `<U>_<G>_im_user_group`. Returns the copied total, `None` when
+    /// the group hash does not exist (nothing changes, Q-C04).
+    pub async fn group_mark_read(&self, user: u32, group: u32) -> Result<Option<u64>> {
+        let keys = [group_total_key(group), user_group_key(user, group)];
+        let v = self.store.unread().eval(&MARK_READ, &keys, &[]).await?;
+        Ok(v.as_i64().map(|n| n.max(0) as u64))
+    }
+
+    /// Group unread of `user` for each of `groups` (§11.12 rule), all HGETs in one pipeline:
+    /// `None` when `<G>_im_group_msg` has no `count` (the caller skips G); otherwise
+    /// total − user copy (missing copy = 0), 0 when the copy is larger (Q-C02 fixed).
+    /// The result has one entry per input group, in input order (duplicates kept).
+    pub async fn group_unread(&self, user: u32, groups: &[u32]) -> Result<Vec<(u32, Option<u32>)>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut items = Vec::with_capacity(groups.len() * 2);
+        for &g in groups {
+            items.push((group_total_key(g), COUNT_FIELD.to_string()));
+            items.push((user_group_key(user, g), COUNT_FIELD.to_string()));
+        }
+        let vals = self.store.unread().hget_many(&items).await?;
+        Ok(groups
+            .iter()
+            .zip(vals.chunks(2))
+            .map(|(&g, pair)| {
+                let total = pair.first().cloned().flatten();
+                let seen = pair.get(1).cloned().flatten();
+                let n = total.map(|t| {
+                    let t = atoi(&t);
+                    let s = seen.as_deref().map(atoi).unwrap_or(0);
+                    if t >= s {
+                        clamp_u32(t - s)
+                    } else {
+                        0
+                    }
+                });
+                (g, n)
+            })
+            .collect())
+    }
+
+    /// Push badge of `user` (§11.17): Σ of `unread_<user>` values + Σ of the group unread
+    /// of `groups` (the caller passes the user's active groups, duplicates counted as given).
+    pub async fn push_badge(&self, user: u32, groups: &[u32]) -> Result<u32> {
+        let single: u64 = self
+            .single_counts(user)
+            .await?
+            .iter()
+            .map(|&(_, n)| u64::from(n))
+            .sum();
+        let group: u64 = self
+            .group_unread(user, groups)
+            .await?
+            .iter()
+            .filter_map(|&(_, n)| n.map(u64::from))
+            .sum();
+        Ok(u32::try_from(single + group).unwrap_or(u32::MAX))
+    }
 }
 
 #[cfg(test)]

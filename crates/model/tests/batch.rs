@@ -1,31 +1,35 @@
 //! Batched reads of the send, fetch, unread and recent-session paths: same answers as the
 //! one-at-a-time calls they replace.
 
-use dbproxy_model::message::{self, NewGroupMessage, NewSingleMessage};
-use dbproxy_model::{relation, session, Db};
+use dbproxy_model::message::{NewGroupMessage, NewSingleMessage};
+use dbproxy_model::{session, Db};
 use dbproxy_testkit::TestEnv;
 
 async fn single(env: &TestEnv, from: u32, to: u32, msg_id: u32, created: u32, text: &[u8]) {
-    let rel = relation::get_or_create(&env.store, from, to)
+    let rel = env
+        .store
+        .relations()
+        .get_or_create(from, to)
         .await
         .unwrap()
         .unwrap();
-    message::store_single(
-        &env.store,
-        &NewSingleMessage {
-            relate_id: rel,
-            from_id: from,
-            to_id: to,
-            msg_id,
-            content: text,
-            kind: 1,
-            created,
-        },
-        &[],
-        0,
-    )
-    .await
-    .unwrap();
+    env.store
+        .messages()
+        .store_single(
+            &NewSingleMessage {
+                relate_id: rel,
+                from_id: from,
+                to_id: to,
+                msg_id,
+                content: text,
+                kind: 1,
+                created,
+            },
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,37 +51,39 @@ async fn newest_many_matches_single_lookups() {
             .await;
         }
     }
-    relation::get_or_create(s, user, 9).await.unwrap();
+    s.relations().get_or_create(user, 9).await.unwrap();
     for (g, n) in [(3u32, 2u32), (11, 1)] {
         for i in 1..=n {
-            message::store_group(
-                s,
-                &NewGroupMessage {
-                    group_id: g,
-                    from_id: 40 + i,
-                    msg_id: i,
-                    content: b"g\xF0\x9F\x98\x80",
-                    kind: 0x11,
-                    created: 200 + i,
-                },
-                1,
-                &[],
-                0,
-            )
-            .await
-            .unwrap();
+            s.messages()
+                .store_group(
+                    &NewGroupMessage {
+                        group_id: g,
+                        from_id: 40 + i,
+                        msg_id: i,
+                        content: b"g\xF0\x9F\x98\x80",
+                        kind: 0x11,
+                        created: 200 + i,
+                    },
+                    1,
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
         }
     }
     let peers = [13, 0, 1, 9, 77, 2, 6, 300, 1];
     let groups = [11, 4, 3, 11];
-    let (singles, group_rows) = message::newest_many(s, user, &peers, &groups)
+    let (singles, group_rows) = s
+        .messages()
+        .newest_many(user, &peers, &groups)
         .await
         .unwrap();
     assert_eq!(singles.len(), peers.len());
     assert_eq!(group_rows.len(), groups.len());
     for (peer, got) in peers.iter().zip(&singles) {
-        let want = match relation::find(s, Db::Slave, user, *peer).await.unwrap() {
-            Some(rel) => message::newest_single(s, rel).await.unwrap(),
+        let want = match s.relations().find(Db::Slave, user, *peer).await.unwrap() {
+            Some(rel) => s.messages().newest_single(rel).await.unwrap(),
             None => None,
         };
         assert_eq!(got, &want, "peer {peer}");
@@ -87,12 +93,12 @@ async fn newest_many_matches_single_lookups() {
     for (g, got) in groups.iter().zip(&group_rows) {
         assert_eq!(
             got,
-            &message::newest_group(s, *g).await.unwrap(),
+            &s.messages().newest_group(*g).await.unwrap(),
             "group {g}"
         );
     }
     assert_eq!(group_rows[2].as_ref().unwrap().from_id, 42);
-    let (a, b) = message::newest_many(s, user, &[], &[]).await.unwrap();
+    let (a, b) = s.messages().newest_many(user, &[], &[]).await.unwrap();
     assert!(a.is_empty() && b.is_empty());
     env.cleanup().await;
 }
@@ -101,18 +107,26 @@ async fn newest_many_matches_single_lookups() {
 async fn send_lookup_and_list_between() {
     let env = TestEnv::new().await;
     let s = &env.store;
-    let none = session::single_send_lookup(s, 1, 2).await.unwrap();
+    let none = s.sessions().single_send_lookup(1, 2).await.unwrap();
     assert_eq!(none, session::SendLookup::default());
-    let a = session::get_or_add(s, 1, 2, session::SINGLE).await.unwrap();
-    let found = session::single_send_lookup(s, 1, 2).await.unwrap();
+    let a = s
+        .sessions()
+        .get_or_add(1, 2, session::SINGLE)
+        .await
+        .unwrap();
+    let found = s.sessions().single_send_lookup(1, 2).await.unwrap();
     assert_eq!(found.sender_session, Some(a));
     assert_eq!(found.receiver_session, None);
     assert_eq!(found.relate_id, None);
-    let b = session::get_or_add(s, 2, 1, session::SINGLE).await.unwrap();
+    let b = s
+        .sessions()
+        .get_or_add(2, 1, session::SINGLE)
+        .await
+        .unwrap();
     // A group session and a removed session of the pair are not picked up.
-    session::get_or_add(s, 1, 2, session::GROUP).await.unwrap();
-    let rel = relation::get_or_create(s, 2, 1).await.unwrap();
-    let found = session::single_send_lookup(s, 1, 2).await.unwrap();
+    s.sessions().get_or_add(1, 2, session::GROUP).await.unwrap();
+    let rel = s.relations().get_or_create(2, 1).await.unwrap();
+    let found = s.sessions().single_send_lookup(1, 2).await.unwrap();
     assert_eq!(
         found,
         session::SendLookup {
@@ -121,26 +135,29 @@ async fn send_lookup_and_list_between() {
             relate_id: rel,
         }
     );
-    session::remove(s, b).await.unwrap();
+    s.sessions().remove(b).await.unwrap();
     assert_eq!(
-        session::single_send_lookup(s, 2, 1)
+        s.sessions()
+            .single_send_lookup(2, 1)
             .await
             .unwrap()
             .sender_session,
         None
     );
     assert_eq!(
-        session::single_send_lookup(s, 1, 1).await.unwrap(),
+        s.sessions().single_send_lookup(1, 1).await.unwrap(),
         session::SendLookup::default()
     );
 
     single(&env, 1, 2, 1, 10, b"x").await;
     single(&env, 2, 1, 2, 11, b"y").await;
-    let between = message::list_single_between(s, 2, 1, 0, 10).await.unwrap();
-    let direct = message::list_single(s, rel.unwrap(), 0, 10).await.unwrap();
+    let between = s.messages().list_single_between(2, 1, 0, 10).await.unwrap();
+    let direct = s.messages().list_single(rel.unwrap(), 0, 10).await.unwrap();
     assert_eq!(between, direct);
     assert_eq!(between.len(), 2);
-    assert!(message::list_single_between(s, 1, 3, 0, 10)
+    assert!(s
+        .messages()
+        .list_single_between(1, 3, 0, 10)
         .await
         .unwrap()
         .is_empty());

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use dbproxy_model::message::{self, NewGroupMessage, NewSingleMessage};
-use dbproxy_model::{relation, session, unread, Db, MysqlResultExt};
+use dbproxy_model::message::{NewGroupMessage, NewSingleMessage};
+use dbproxy_model::{session, Db, MysqlResultExt};
 use dbproxy_testkit::TestEnv;
 use diesel::sql_types::BigInt;
 use diesel::QueryableByName;
@@ -33,7 +33,7 @@ async fn concurrent_relation_creation_makes_one_row() {
         tasks.push(tokio::spawn(async move {
             // Both orders of the pair.
             let (a, b) = if i % 2 == 0 { (7, 3) } else { (3, 7) };
-            relation::get_or_create(&store, a, b).await
+            store.relations().get_or_create(a, b).await
         }));
     }
     let mut ids = HashSet::new();
@@ -56,15 +56,15 @@ async fn concurrent_relation_creation_makes_one_row() {
         Some("0")
     );
     assert_eq!(
-        relation::find(&env.store, Db::Slave, 3, 7).await.unwrap(),
+        env.store.relations().find(Db::Slave, 3, 7).await.unwrap(),
         Some(id)
     );
     assert_eq!(
-        relation::find(&env.store, Db::Slave, 0, 7).await.unwrap(),
+        env.store.relations().find(Db::Slave, 0, 7).await.unwrap(),
         None
     );
     assert_eq!(
-        relation::get_or_create(&env.store, 0, 7).await.unwrap(),
+        env.store.relations().get_or_create(0, 7).await.unwrap(),
         None
     );
     env.cleanup().await;
@@ -73,7 +73,10 @@ async fn concurrent_relation_creation_makes_one_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relation_reactivates_and_does_not_clobber_counter() {
     let env = TestEnv::new().await;
-    let id = relation::get_or_create(&env.store, 1, 2)
+    let id = env
+        .store
+        .relations()
+        .get_or_create(1, 2)
         .await
         .unwrap()
         .unwrap();
@@ -92,15 +95,15 @@ async fn relation_reactivates_and_does_not_clobber_counter() {
         .await
         .unwrap();
     assert_eq!(
-        relation::find(&env.store, Db::Slave, 1, 2).await.unwrap(),
+        env.store.relations().find(Db::Slave, 1, 2).await.unwrap(),
         None
     );
     assert_eq!(
-        relation::get_or_create(&env.store, 2, 1).await.unwrap(),
+        env.store.relations().get_or_create(2, 1).await.unwrap(),
         Some(id)
     );
     assert_eq!(
-        relation::find(&env.store, Db::Slave, 1, 2).await.unwrap(),
+        env.store.relations().find(Db::Slave, 1, 2).await.unwrap(),
         Some(id)
     );
     assert_eq!(
@@ -123,7 +126,7 @@ async fn concurrent_session_add_makes_one_row_per_side() {
         let store = env.store.clone();
         tasks.push(tokio::spawn(async move {
             let (u, p) = if i % 2 == 0 { (10, 20) } else { (20, 10) };
-            session::get_or_add(&store, u, p, session::SINGLE).await
+            store.sessions().get_or_add(u, p, session::SINGLE).await
         }));
     }
     for t in tasks {
@@ -149,45 +152,47 @@ async fn session_lifecycle() {
     let env = TestEnv::new().await;
     let s = &env.store;
     assert_eq!(
-        session::find(s, Db::Slave, 1, 2, 1, false).await.unwrap(),
+        s.sessions().find(Db::Slave, 1, 2, 1, false).await.unwrap(),
         None
     );
-    let id = session::add(s, 1, 2, 1).await.unwrap();
+    let id = s.sessions().add(1, 2, 1).await.unwrap();
     assert_eq!(
-        session::find(s, Db::Slave, 1, 2, 1, false).await.unwrap(),
+        s.sessions().find(Db::Slave, 1, 2, 1, false).await.unwrap(),
         Some(id)
     );
-    assert!(session::update(s, id, 4_000_000_000).await.unwrap());
-    assert!(!session::update(s, 0, 5).await.unwrap());
-    assert!(!session::update(s, 999_999, 5).await.unwrap());
-    let rec = session::recent(s, 1, 0).await.unwrap();
+    assert!(s.sessions().update(id, 4_000_000_000).await.unwrap());
+    assert!(!s.sessions().update(0, 5).await.unwrap());
+    assert!(!s.sessions().update(999_999, 5).await.unwrap());
+    let rec = s.sessions().recent(1, 0).await.unwrap();
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0].updated, 4_000_000_000);
     assert_eq!((rec[0].peer_id, rec[0].kind, rec[0].status), (2, 1, 0));
-    assert!(session::recent(s, 1, 4_000_000_000)
+    assert!(s
+        .sessions()
+        .recent(1, 4_000_000_000)
         .await
         .unwrap()
         .is_empty());
-    assert!(session::remove(s, id).await.unwrap());
-    assert!(!session::remove(s, 0).await.unwrap());
+    assert!(s.sessions().remove(id).await.unwrap());
+    assert!(!s.sessions().remove(0).await.unwrap());
     assert_eq!(
-        session::find(s, Db::Slave, 1, 2, 1, false).await.unwrap(),
+        s.sessions().find(Db::Slave, 1, 2, 1, false).await.unwrap(),
         None
     );
     assert_eq!(
-        session::find(s, Db::Master, 1, 2, 1, true).await.unwrap(),
+        s.sessions().find(Db::Master, 1, 2, 1, true).await.unwrap(),
         Some(id)
     );
-    assert!(session::recent(s, 1, 0).await.unwrap().is_empty());
+    assert!(s.sessions().recent(1, 0).await.unwrap().is_empty());
     // add reactivates the same row
-    assert_eq!(session::add(s, 1, 2, 1).await.unwrap(), id);
-    assert_eq!(session::recent(s, 1, 0).await.unwrap().len(), 1);
+    assert_eq!(s.sessions().add(1, 2, 1).await.unwrap(), id);
+    assert_eq!(s.sessions().recent(1, 0).await.unwrap().len(), 1);
     // recent is capped at 100, newest first
     for p in 100..220u32 {
-        let sid = session::add(s, 5, p, 2).await.unwrap();
-        session::update(s, sid, p).await.unwrap();
+        let sid = s.sessions().add(5, p, 2).await.unwrap();
+        s.sessions().update(sid, p).await.unwrap();
     }
-    let rec = session::recent(s, 5, 0).await.unwrap();
+    let rec = s.sessions().recent(5, 0).await.unwrap();
     assert_eq!(rec.len(), 100);
     assert_eq!(rec[0].peer_id, 219);
     env.cleanup().await;
@@ -196,7 +201,10 @@ async fn session_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_id_allocation_is_unique_and_reseeds_from_mysql() {
     let env = TestEnv::new().await;
-    let rel = relation::get_or_create(&env.store, 1, 2)
+    let rel = env
+        .store
+        .relations()
+        .get_or_create(1, 2)
         .await
         .unwrap()
         .unwrap();
@@ -204,7 +212,7 @@ async fn concurrent_id_allocation_is_unique_and_reseeds_from_mysql() {
     for _ in 0..100 {
         let store = env.store.clone();
         tasks.push(tokio::spawn(async move {
-            message::allocate_single(&store, rel).await
+            store.messages().allocate_single(rel).await
         }));
     }
     let mut ids = HashSet::new();
@@ -215,22 +223,23 @@ async fn concurrent_id_allocation_is_unique_and_reseeds_from_mysql() {
     assert_eq!(*ids.iter().max().unwrap(), 100);
 
     // Store a message with msgId 100, lose the key, allocate concurrently again.
-    message::store_single(
-        &env.store,
-        &NewSingleMessage {
-            relate_id: rel,
-            from_id: 1,
-            to_id: 2,
-            msg_id: 100,
-            content: b"x",
-            kind: 1,
-            created: 5,
-        },
-        &[],
-        0,
-    )
-    .await
-    .unwrap();
+    env.store
+        .messages()
+        .store_single(
+            &NewSingleMessage {
+                relate_id: rel,
+                from_id: 1,
+                to_id: 2,
+                msg_id: 100,
+                content: b"x",
+                kind: 1,
+                created: 5,
+            },
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
     env.store
         .unread()
         .del(&[&format!("msg_id_{rel}")])
@@ -240,7 +249,7 @@ async fn concurrent_id_allocation_is_unique_and_reseeds_from_mysql() {
     for _ in 0..20 {
         let store = env.store.clone();
         tasks.push(tokio::spawn(async move {
-            message::allocate_single(&store, rel).await
+            store.messages().allocate_single(rel).await
         }));
     }
     let mut ids2 = HashSet::new();
@@ -250,25 +259,26 @@ async fn concurrent_id_allocation_is_unique_and_reseeds_from_mysql() {
     assert_eq!(ids2, (101..=120).collect::<HashSet<u32>>());
 
     // Group counter: missing key seeded from IMGroupMessage_<G % 8>.
-    message::store_group(
-        &env.store,
-        &NewGroupMessage {
-            group_id: 9,
-            from_id: 1,
-            msg_id: 7,
-            content: b"g",
-            kind: 0x11,
-            created: 5,
-        },
-        6,
-        &[],
-        0,
-    )
-    .await
-    .unwrap();
-    assert_eq!(message::allocate_group(&env.store, 9).await.unwrap(), 8);
-    assert_eq!(message::allocate_group(&env.store, 9).await.unwrap(), 9);
-    assert_eq!(message::allocate_group(&env.store, 17).await.unwrap(), 1);
+    env.store
+        .messages()
+        .store_group(
+            &NewGroupMessage {
+                group_id: 9,
+                from_id: 1,
+                msg_id: 7,
+                content: b"g",
+                kind: 0x11,
+                created: 5,
+            },
+            6,
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.store.messages().allocate_group(9).await.unwrap(), 8);
+    assert_eq!(env.store.messages().allocate_group(9).await.unwrap(), 9);
+    assert_eq!(env.store.messages().allocate_group(17).await.unwrap(), 1);
     env.cleanup().await;
 }
 
@@ -282,11 +292,11 @@ async fn concurrent_group_sends_and_read_acks_leave_exact_counts() {
         let store = env.store.clone();
         if i % 2 == 0 {
             sends.push(tokio::spawn(async move {
-                unread::group_incr(&store, g, sender).await
+                store.counters().group_incr(g, sender).await
             }));
         } else {
             acks.push(tokio::spawn(async move {
-                unread::group_mark_read(&store, reader, g).await
+                store.counters().group_mark_read(reader, g).await
             }));
         }
     }
@@ -301,7 +311,10 @@ async fn concurrent_group_sends_and_read_acks_leave_exact_counts() {
             max_seen = max_seen.max(v);
         }
     }
-    let un = unread::group_unread(&env.store, sender, &[g])
+    let un = env
+        .store
+        .counters()
+        .group_unread(sender, &[g])
         .await
         .unwrap();
     assert_eq!(
@@ -309,24 +322,33 @@ async fn concurrent_group_sends_and_read_acks_leave_exact_counts() {
         vec![(g, Some(0))],
         "sender must have read everything it sent"
     );
-    let un = unread::group_unread(&env.store, reader, &[g, 77])
+    let un = env
+        .store
+        .counters()
+        .group_unread(reader, &[g, 77])
         .await
         .unwrap();
     assert_eq!(un, vec![(g, Some((100 - max_seen) as u32)), (77, None)]);
     assert_eq!(
-        unread::group_mark_read(&env.store, reader, g)
+        env.store
+            .counters()
+            .group_mark_read(reader, g)
             .await
             .unwrap(),
         Some(100)
     );
     assert_eq!(
-        unread::group_unread(&env.store, reader, &[g])
+        env.store
+            .counters()
+            .group_unread(reader, &[g])
             .await
             .unwrap(),
         vec![(g, Some(0))]
     );
     assert_eq!(
-        unread::group_mark_read(&env.store, reader, 77)
+        env.store
+            .counters()
+            .group_mark_read(reader, 77)
             .await
             .unwrap(),
         None
@@ -341,13 +363,22 @@ async fn concurrent_group_sends_and_read_acks_leave_exact_counts() {
 async fn opposite_direction_sends_never_lose_a_message() {
     let env = TestEnv::new().await;
     let (a, b) = (11, 12);
-    let sa = session::get_or_add(&env.store, a, b, session::SINGLE)
+    let sa = env
+        .store
+        .sessions()
+        .get_or_add(a, b, session::SINGLE)
         .await
         .unwrap();
-    let sb = session::get_or_add(&env.store, b, a, session::SINGLE)
+    let sb = env
+        .store
+        .sessions()
+        .get_or_add(b, a, session::SINGLE)
         .await
         .unwrap();
-    let rel = relation::get_or_create(&env.store, a, b)
+    let rel = env
+        .store
+        .relations()
+        .get_or_create(a, b)
         .await
         .unwrap()
         .unwrap();
@@ -362,22 +393,23 @@ async fn opposite_direction_sends_never_lose_a_message() {
                 (b, a, [sb, sa])
             };
             tasks.push(tokio::spawn(async move {
-                let id = message::allocate_single(&store, rel).await?;
-                message::store_single(
-                    &store,
-                    &NewSingleMessage {
-                        relate_id: rel,
-                        from_id: from,
-                        to_id: to,
-                        msg_id: id,
-                        content: b"hello",
-                        kind: 1,
-                        created: 1000 + round,
-                    },
-                    &sessions,
-                    2000 + round * 16 + i,
-                )
-                .await
+                let id = store.messages().allocate_single(rel).await?;
+                store
+                    .messages()
+                    .store_single(
+                        &NewSingleMessage {
+                            relate_id: rel,
+                            from_id: from,
+                            to_id: to,
+                            msg_id: id,
+                            content: b"hello",
+                            kind: 1,
+                            created: 1000 + round,
+                        },
+                        &sessions,
+                        2000 + round * 16 + i,
+                    )
+                    .await
             }));
         }
         for t in tasks {

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use dbproxy_model::audio::{self, VoiceExpansion};
-use dbproxy_model::message::{self, NewGroupMessage, NewSingleMessage};
-use dbproxy_model::{msfs, relation, session, unread, Db, MysqlResultExt};
+use dbproxy_model::message::{NewGroupMessage, NewSingleMessage};
+use dbproxy_model::{msfs, Db, MysqlResultExt};
 use dbproxy_testkit::TestEnv;
 use diesel_async::RunQueryDsl;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -108,36 +108,38 @@ const HOSTILE: &[&[u8]] = &[
 async fn single_messages_store_list_by_id_newest() {
     let env = TestEnv::new().await;
     let s = &env.store;
-    let rel = relation::get_or_create(s, 11, 12).await.unwrap().unwrap();
-    let s1 = session::get_or_add(s, 11, 12, 1).await.unwrap();
-    let s2 = session::get_or_add(s, 12, 11, 1).await.unwrap();
-    assert!(message::newest_single(s, rel).await.unwrap().is_none());
-    assert!(message::list_single(s, rel, 0, 10)
+    let rel = s.relations().get_or_create(11, 12).await.unwrap().unwrap();
+    let s1 = s.sessions().get_or_add(11, 12, 1).await.unwrap();
+    let s2 = s.sessions().get_or_add(12, 11, 1).await.unwrap();
+    assert!(s.messages().newest_single(rel).await.unwrap().is_none());
+    assert!(s
+        .messages()
+        .list_single(rel, 0, 10)
         .await
         .unwrap()
         .is_empty());
     for (i, c) in HOSTILE.iter().enumerate() {
-        let id = message::allocate_single(s, rel).await.unwrap();
+        let id = s.messages().allocate_single(rel).await.unwrap();
         assert_eq!(id, i as u32 + 1);
-        message::store_single(
-            s,
-            &NewSingleMessage {
-                relate_id: rel,
-                from_id: 11,
-                to_id: 12,
-                msg_id: id,
-                content: c,
-                kind: 1,
-                created: 1000 + i as u32,
-            },
-            &[s1, s2, 0],
-            4_000_000_000,
-        )
-        .await
-        .unwrap();
-        unread::incr_single(s, 12, 11).await.unwrap();
+        s.messages()
+            .store_single(
+                &NewSingleMessage {
+                    relate_id: rel,
+                    from_id: 11,
+                    to_id: 12,
+                    msg_id: id,
+                    content: c,
+                    kind: 1,
+                    created: 1000 + i as u32,
+                },
+                &[s1, s2, 0],
+                4_000_000_000,
+            )
+            .await
+            .unwrap();
+        s.counters().incr_single(12, 11).await.unwrap();
     }
-    let all = message::list_single(s, rel, 0, 100).await.unwrap();
+    let all = s.messages().list_single(rel, 0, 100).await.unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(all[0].msg_id, 4);
     for m in &all {
@@ -145,28 +147,37 @@ async fn single_messages_store_list_by_id_newest() {
         assert_eq!((m.from_id, m.to_id, m.kind, m.status), (11, 12, 1, 0));
         assert_eq!(m.created, 1000 + m.msg_id - 1);
     }
-    let page = message::list_single(s, rel, 2, 1).await.unwrap();
+    let page = s.messages().list_single(rel, 2, 1).await.unwrap();
     assert_eq!(page.iter().map(|m| m.msg_id).collect::<Vec<_>>(), vec![2]);
-    assert!(message::list_single(s, rel, 0, 0).await.unwrap().is_empty());
-    let by = message::by_ids_single(s, rel, &[3, 1, 3, 99])
-        .await
-        .unwrap();
-    assert_eq!(by.iter().map(|m| m.msg_id).collect::<Vec<_>>(), vec![3, 1]);
-    assert!(message::by_ids_single(s, rel, &[])
+    assert!(s
+        .messages()
+        .list_single(rel, 0, 0)
         .await
         .unwrap()
         .is_empty());
-    let newest = message::newest_single(s, rel).await.unwrap().unwrap();
+    let by = s
+        .messages()
+        .by_ids_single(rel, &[3, 1, 3, 99])
+        .await
+        .unwrap();
+    assert_eq!(by.iter().map(|m| m.msg_id).collect::<Vec<_>>(), vec![3, 1]);
+    assert!(s
+        .messages()
+        .by_ids_single(rel, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    let newest = s.messages().newest_single(rel).await.unwrap().unwrap();
     assert_eq!(
         (newest.msg_id, newest.kind, newest.content.as_slice()),
         (4, 1, HOSTILE[3])
     );
     // Sessions were bumped in the same transaction.
-    let rec = session::recent(s, 12, 0).await.unwrap();
+    let rec = s.sessions().recent(12, 0).await.unwrap();
     assert_eq!(rec[0].updated, 4_000_000_000);
-    assert_eq!(unread::single_counts(s, 12).await.unwrap(), vec![(11, 4)]);
-    assert!(unread::clear_single(s, 12, 11).await.unwrap());
-    assert!(unread::single_counts(s, 12).await.unwrap().is_empty());
+    assert_eq!(s.counters().single_counts(12).await.unwrap(), vec![(11, 4)]);
+    assert!(s.counters().clear_single(12, 11).await.unwrap());
+    assert!(s.counters().single_counts(12).await.unwrap().is_empty());
     // NULL content reads as empty (Q-D03).
     env.store
         .master(async |c| {
@@ -180,27 +191,28 @@ async fn single_messages_store_list_by_id_newest() {
         })
         .await
         .unwrap();
-    let one = message::by_ids_single(s, rel, &[1]).await.unwrap();
+    let one = s.messages().by_ids_single(rel, &[1]).await.unwrap();
     assert!(one[0].content.is_empty());
     // A failed insert (invalid UTF-8 for the utf8mb4 column) rolls the session bump back.
-    let r = message::store_single(
-        s,
-        &NewSingleMessage {
-            relate_id: rel,
-            from_id: 11,
-            to_id: 12,
-            msg_id: 9,
-            content: b"\xff\xfe",
-            kind: 1,
-            created: 1,
-        },
-        &[s1],
-        7,
-    )
-    .await;
+    let r = s
+        .messages()
+        .store_single(
+            &NewSingleMessage {
+                relate_id: rel,
+                from_id: 11,
+                to_id: 12,
+                msg_id: 9,
+                content: b"\xff\xfe",
+                kind: 1,
+                created: 1,
+            },
+            &[s1],
+            7,
+        )
+        .await;
     if r.is_err() {
         assert_eq!(
-            session::recent(s, 11, 0).await.unwrap()[0].updated,
+            s.sessions().recent(11, 0).await.unwrap()[0].updated,
             4_000_000_000
         );
     }
@@ -223,47 +235,47 @@ async fn group_messages_store_list_join_time_newest() {
         })
         .await
         .unwrap();
-    let sess = session::get_or_add(s, 1, g, 2).await.unwrap();
+    let sess = s.sessions().get_or_add(1, g, 2).await.unwrap();
     for i in 0..5u32 {
-        let id = message::allocate_group(s, g).await.unwrap();
-        message::store_group(
-            s,
-            &NewGroupMessage {
-                group_id: g,
-                from_id: 1 + i % 2,
-                msg_id: id,
-                content: HOSTILE[(i % 4) as usize],
-                kind: 0x11,
-                created: 100 + i,
-            },
-            3_000_000_000,
-            &[sess],
-            2_000_000_000,
-        )
-        .await
-        .unwrap();
+        let id = s.messages().allocate_group(g).await.unwrap();
+        s.messages()
+            .store_group(
+                &NewGroupMessage {
+                    group_id: g,
+                    from_id: 1 + i % 2,
+                    msg_id: id,
+                    content: HOSTILE[(i % 4) as usize],
+                    kind: 0x11,
+                    created: 100 + i,
+                },
+                3_000_000_000,
+                &[sess],
+                2_000_000_000,
+            )
+            .await
+            .unwrap();
     }
-    let all = message::list_group(s, g, 0, 0, 10).await.unwrap();
+    let all = s.messages().list_group(g, 0, 0, 10).await.unwrap();
     assert_eq!(
         all.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
         vec![5, 4, 3, 2, 1]
     );
     assert_eq!(all[0].from_id, 1);
-    let joined = message::list_group(s, g, 103, 0, 10).await.unwrap();
+    let joined = s.messages().list_group(g, 103, 0, 10).await.unwrap();
     assert_eq!(
         joined.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
         vec![5, 4]
     );
-    let page = message::list_group(s, g, 0, 3, 2).await.unwrap();
+    let page = s.messages().list_group(g, 0, 3, 2).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
         vec![3, 2]
     );
-    let by = message::by_ids_group(s, g, 102, &[1, 3, 5]).await.unwrap();
+    let by = s.messages().by_ids_group(g, 102, &[1, 3, 5]).await.unwrap();
     assert_eq!(by.iter().map(|m| m.msg_id).collect::<Vec<_>>(), vec![5, 3]);
-    let newest = message::newest_group(s, g).await.unwrap().unwrap();
+    let newest = s.messages().newest_group(g).await.unwrap().unwrap();
     assert_eq!((newest.msg_id, newest.from_id, newest.kind), (5, 1, 0x11));
-    assert!(message::newest_group(s, 21).await.unwrap().is_none());
+    assert!(s.messages().newest_group(21).await.unwrap().is_none());
     #[derive(diesel::QueryableByName)]
     struct L {
         #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::Integer>)]
@@ -282,22 +294,22 @@ async fn group_messages_store_list_join_time_newest() {
         .unwrap();
     assert_eq!(l.last, 3_000_000_000);
     assert_eq!(
-        session::recent(s, 1, 0).await.unwrap()[0].updated,
+        s.sessions().recent(1, 0).await.unwrap()[0].updated,
         2_000_000_000
     );
     // Unread counters and badge.
-    unread::group_incr(s, g, 1).await.unwrap();
-    unread::group_incr(s, g, 1).await.unwrap();
-    unread::incr_single(s, 2, 9).await.unwrap();
+    s.counters().group_incr(g, 1).await.unwrap();
+    s.counters().group_incr(g, 1).await.unwrap();
+    s.counters().incr_single(2, 9).await.unwrap();
     assert_eq!(
-        unread::group_unread(s, 2, &[g]).await.unwrap(),
+        s.counters().group_unread(2, &[g]).await.unwrap(),
         vec![(g, Some(2))]
     );
-    assert_eq!(unread::push_badge(s, 2, &[g, 99]).await.unwrap(), 3);
-    assert_eq!(unread::push_badge(s, 1, &[g]).await.unwrap(), 0);
-    assert!(unread::group_unread(s, 2, &[]).await.unwrap().is_empty());
+    assert_eq!(s.counters().push_badge(2, &[g, 99]).await.unwrap(), 3);
+    assert_eq!(s.counters().push_badge(1, &[g]).await.unwrap(), 0);
+    assert!(s.counters().group_unread(2, &[]).await.unwrap().is_empty());
     assert_eq!(
-        relation::find(&env.store, Db::Slave, 1, 2).await.unwrap(),
+        env.store.relations().find(Db::Slave, 1, 2).await.unwrap(),
         None
     );
     env.cleanup().await;
@@ -311,66 +323,68 @@ async fn voice_store_and_expand() {
     let mut data = 7u32.to_be_bytes().to_vec();
     data.extend_from_slice(b"\x00\x01voice-bytes\xff");
     assert_eq!(
-        audio::store_voice(s, 1, 2, b"\0\0\0\x07", 5).await.unwrap(),
+        s.audio().store_voice(1, 2, b"\0\0\0\x07", 5).await.unwrap(),
         None
     );
-    let id = audio::store_voice(s, 1, 2, &data, 5)
+    let id = s
+        .audio()
+        .store_voice(1, 2, &data, 5)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(uploads.lock().unwrap().len(), 1);
-    let row = audio::get(s, id).await.unwrap().unwrap();
+    let row = s.audio().get(id).await.unwrap().unwrap();
     assert_eq!(
         (row.from_id, row.to_id, row.size, row.duration, row.created),
         (1, 2, 14, 7, 5)
     );
     assert!(row.path.ends_with("/p/0"));
     assert_eq!(
-        audio::expand_voice(s, id.to_string().as_bytes()).await,
+        s.audio().expand_voice(id.to_string().as_bytes()).await,
         VoiceExpansion::Data(data.clone())
     );
     assert_eq!(
-        audio::expand_voice(s, b"999").await,
+        s.audio().expand_voice(b"999").await,
         VoiceExpansion::Unchanged
     );
     assert_eq!(
-        audio::expand_voice(s, b"1 OR 1=1").await,
+        s.audio().expand_voice(b"1 OR 1=1").await,
         VoiceExpansion::Unchanged
     );
-    assert!(audio::get(s, 999).await.unwrap().is_none());
+    assert!(s.audio().get(999).await.unwrap().is_none());
     // Hostile path stored verbatim (Q-S04).
-    let hid = audio::insert(
-        s,
-        &audio::NewAudio {
+    let hid = s
+        .audio()
+        .insert(&audio::NewAudio {
             from_id: 1,
             to_id: 2,
             path: "http://x/'); DROP TABLE IMAudio; --",
             size: 0,
             duration: 0,
             created: 1,
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     assert_eq!(
-        audio::get(s, hid).await.unwrap().unwrap().path,
+        s.audio().get(hid).await.unwrap().unwrap().path,
         "http://x/'); DROP TABLE IMAudio; --"
     );
     assert_eq!(
-        audio::expand_voice(s, hid.to_string().as_bytes()).await,
+        s.audio().expand_voice(hid.to_string().as_bytes()).await,
         VoiceExpansion::Unchanged
     );
     env.cleanup().await;
 
     let (site, _) = fake_msfs(true).await;
     let env = TestEnv::with_config(|c| c.msfs_url = format!("http://{site}/")).await;
-    assert!(audio::store_voice(&env.store, 1, 2, &data, 5)
-        .await
-        .is_err());
+    assert!(env.store.audio().store_voice(1, 2, &data, 5).await.is_err());
     env.cleanup().await;
     // msfs unreachable → error, bounded.
     let env = TestEnv::with_config(|c| c.msfs_url = "127.0.0.1:1".into()).await;
-    let e = audio::store_voice(&env.store, 1, 2, &data, 5)
+    let e = env
+        .store
+        .audio()
+        .store_voice(1, 2, &data, 5)
         .await
         .unwrap_err();
     assert!(e.is_unavailable());

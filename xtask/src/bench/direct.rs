@@ -2,8 +2,8 @@
 //! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
 //! Mirrors behaviour.md §11.10 (single text) and §11.13 (single list).
 
-use dbproxy_model::message::{self, NewSingleMessage};
-use dbproxy_model::{relation, session, unix_now, unread, Db, Store};
+use dbproxy_model::message::NewSingleMessage;
+use dbproxy_model::{session, unix_now, Db, Store};
 
 /// Stores one single-chat text message from `from` to `to` like CID_MSG_DATA: both sessions
 /// (found or added), the relation (found or created), a msg id from Redis, the row plus
@@ -16,12 +16,18 @@ pub async fn send_single(
     content: &[u8],
 ) -> dbproxy_model::Result<u32> {
     let now = unix_now();
-    let s = session::get_or_add(store, from, to, session::SINGLE).await?;
-    let ps = session::get_or_add(store, to, from, session::SINGLE).await?;
-    let Some(relate_id) = relation::get_or_create(store, from, to).await? else {
+    let s = store
+        .sessions()
+        .get_or_add(from, to, session::SINGLE)
+        .await?;
+    let ps = store
+        .sessions()
+        .get_or_add(to, from, session::SINGLE)
+        .await?;
+    let Some(relate_id) = store.relations().get_or_create(from, to).await? else {
         return Ok(0);
     };
-    let msg_id = message::allocate_single(store, relate_id).await?;
+    let msg_id = store.messages().allocate_single(relate_id).await?;
     let m = NewSingleMessage {
         relate_id,
         from_id: from,
@@ -31,8 +37,8 @@ pub async fn send_single(
         kind: 1,
         created: create_time,
     };
-    message::store_single(store, &m, &[s, ps], now).await?;
-    unread::incr_single(store, to, from).await?;
+    store.messages().store_single(&m, &[s, ps], now).await?;
+    store.counters().incr_single(to, from).await?;
     Ok(msg_id)
 }
 
@@ -44,10 +50,12 @@ pub async fn fetch_single(
     peer: u32,
     count: u32,
 ) -> dbproxy_model::Result<usize> {
-    let Some(relate_id) = relation::find(store, Db::Slave, user, peer).await? else {
+    let Some(relate_id) = store.relations().find(Db::Slave, user, peer).await? else {
         return Ok(0);
     };
-    Ok(message::list_single(store, relate_id, 0, count)
+    Ok(store
+        .messages()
+        .list_single(relate_id, 0, count)
         .await?
         .len())
 }
