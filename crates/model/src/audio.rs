@@ -9,7 +9,7 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
 use crate::error::{MysqlResultExt, Result};
-use crate::named_lock::last_insert_id;
+use crate::sql::last_insert_id;
 use crate::sql::CacheExt;
 use crate::store::Store;
 

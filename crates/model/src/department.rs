@@ -69,7 +69,7 @@ impl Departments<'_> {
                     .execute(c)
                     .await
                     .ctx("IMDepart insert")?;
-                crate::tables::last_insert_id(c).await
+                crate::sql::last_insert_id(c).await
             })
             .await
     }

@@ -85,7 +85,7 @@ impl Files<'_> {
                     .execute(c)
                     .await
                     .ctx("IMTransmitFile insert")?;
-                crate::tables::last_insert_id(c).await
+                crate::sql::last_insert_id(c).await
             })
             .await
     }

@@ -366,7 +366,7 @@ impl Groups<'_> {
                     .execute(c)
                     .await
                     .ctx("IMGroup insert")?;
-                let id = crate::tables::last_insert_id(c).await?;
+                let id = crate::sql::last_insert_id(c).await?;
                 diesel::delete(im_group_member::table.filter(im_group_member::group_id.eq(id)))
                     .execute(c)
                     .await

@@ -56,19 +56,3 @@ pub async fn with_lock<R>(
         (Err(e), _) => Err(e),
     }
 }
-
-#[derive(QueryableByName)]
-struct LastId {
-    #[diesel(sql_type = Unsigned<diesel::sql_types::BigInt>)]
-    id: u64,
-}
-
-/// `LAST_INSERT_ID()` of the previous INSERT on this connection, as u32.
-pub async fn last_insert_id(conn: &mut DbConn) -> Result<u32> {
-    let r: LastId = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
-        .cached()
-        .get_result(conn)
-        .await
-        .ctx("LAST_INSERT_ID")?;
-    u32::try_from(r.id).map_err(|_| Error::Invalid(format!("insert id {} out of range", r.id)))
-}

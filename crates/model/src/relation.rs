@@ -203,6 +203,6 @@ async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, boo
     .execute(c)
     .await
     .ctx("IMRelationShip insert")?;
-    let id = crate::named_lock::last_insert_id(c).await?;
+    let id = crate::sql::last_insert_id(c).await?;
     Ok((id, true))
 }

@@ -8,7 +8,8 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
 use crate::error::{MysqlResultExt, Result};
-use crate::named_lock::{last_insert_id, with_lock};
+use crate::named_lock::with_lock;
+use crate::sql::last_insert_id;
 use crate::sql::CacheExt;
 use crate::store::{unix_now, Db, DbConn, Store};
 

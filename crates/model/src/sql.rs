@@ -45,3 +45,23 @@ impl<Q: QueryFragment<Mysql>> QueryFragment<Mysql> for Cached<Q> {
 impl<Q: Query> Query for Cached<Q> {
     type SqlType = Q::SqlType;
 }
+
+#[derive(diesel::QueryableByName)]
+struct LastId {
+    #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::BigInt>)]
+    id: u64,
+}
+
+/// `LAST_INSERT_ID()` of the previous INSERT on this connection, as u32.
+/// Must run on the same connection (and transaction) as the INSERT.
+pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
+    use crate::MysqlResultExt;
+    use diesel_async::RunQueryDsl;
+    let r: LastId = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
+        .cached()
+        .get_result(conn)
+        .await
+        .ctx("LAST_INSERT_ID")?;
+    u32::try_from(r.id)
+        .map_err(|_| crate::Error::Invalid(format!("insert id {} out of range", r.id)))
+}

@@ -109,21 +109,3 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(im_group, im_group_member);
-
-/// `LAST_INSERT_ID()` of this connection: the id of the row the previous INSERT created.
-/// Must run on the same connection (and transaction) as the INSERT.
-pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
-    use crate::sql::CacheExt;
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::BigInt>)]
-        id: u64,
-    }
-    let row: Id = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
-        .cached()
-        .get_result(conn)
-        .await
-        .map_err(|e| crate::Error::mysql("LAST_INSERT_ID()", e))?;
-    u32::try_from(row.id).map_err(|_| crate::Error::Invalid(format!("insert id {} > u32", row.id)))
-}

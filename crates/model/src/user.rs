@@ -303,7 +303,7 @@ impl Users<'_> {
                     .execute(c)
                     .await
                     .ctx("IMUser insert")?;
-                crate::tables::last_insert_id(c).await
+                crate::sql::last_insert_id(c).await
             })
             .await
     }
