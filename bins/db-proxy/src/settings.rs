@@ -139,6 +139,11 @@ pub struct Limits {
     pub msfs_timeout_ms: u64,
     /// Connect timeout for MySQL and Redis, ms.
     pub connect_timeout_ms: u64,
+    /// Close a connection whose peer has not taken a reply for this long, ms.
+    pub write_timeout_ms: u64,
+    /// Verify (`SELECT 1`) a pooled MySQL connection on checkout only when it has been idle
+    /// longer than this, ms; 0 verifies on every checkout.
+    pub mysql_verify_idle_ms: u64,
 }
 
 /// `[log]`.
@@ -234,6 +239,8 @@ impl Default for Limits {
             redis_timeout_ms: 2_000,
             msfs_timeout_ms: 5_000,
             connect_timeout_ms: 2_000,
+            write_timeout_ms: 30_000,
+            mysql_verify_idle_ms: 5_000,
         }
     }
 }
@@ -479,7 +486,7 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         }
     }
     let l = &s.limits;
-    let positive: [(&str, u64); 11] = [
+    let positive: [(&str, u64); 12] = [
         ("limits.max_frame_bytes", l.max_frame_bytes),
         ("limits.max_connections", l.max_connections),
         (
@@ -494,6 +501,7 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         ("limits.redis_timeout_ms", l.redis_timeout_ms),
         ("limits.msfs_timeout_ms", l.msfs_timeout_ms),
         ("limits.connect_timeout_ms", l.connect_timeout_ms),
+        ("limits.write_timeout_ms", l.write_timeout_ms),
     ];
     for (k, v) in positive {
         if v == 0 {
@@ -639,7 +647,7 @@ impl Settings {
                 redis_command: ms(l.redis_timeout_ms),
                 msfs_upload: ms(l.msfs_timeout_ms),
                 msfs_download: ms(l.msfs_timeout_ms),
-                ..dbproxy_model::Timeouts::default()
+                pool_verify_idle: ms(l.mysql_verify_idle_ms),
             },
         })
     }
@@ -691,6 +699,7 @@ impl Settings {
             heartbeat_interval: ms(l.heartbeat_ms),
             idle_timeout: ms(l.idle_timeout_ms),
             shutdown_grace: ms(l.shutdown_grace_ms),
+            write_timeout: ms(l.write_timeout_ms),
             ..dbproxy_transport::ServerConfig::default()
         })
     }

@@ -214,6 +214,8 @@ fn toml_file_and_env_override() {
         ("DBPROXY__MYSQL__SLAVE__PASSWORD", "s3cret"),
         ("DBPROXY__REDIS__GROUP_MEMBER__DB", "5"),
         ("DBPROXY__LIMITS__SHUTDOWN_GRACE_MS", "1500"),
+        ("DBPROXY__LIMITS__WRITE_TIMEOUT_MS", "700"),
+        ("DBPROXY__LIMITS__MYSQL_VERIFY_IDLE_MS", "0"),
         ("DBPROXY_TEST_MYSQL_URL", "mysql://ignored"),
     ]
     .into_iter()
@@ -230,6 +232,9 @@ fn toml_file_and_env_override() {
     assert_eq!(s.redis.group_member.db, 5);
     assert_eq!(s.limits.shutdown_grace_ms, 1500);
     assert_eq!(s.log.format, LogFormat::Json);
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(s.server_config().unwrap().write_timeout, ms(700));
+    assert_eq!(s.store_config().unwrap().timeouts.pool_verify_idle, ms(0));
 }
 
 #[test]
