@@ -63,5 +63,5 @@ pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
         .await
         .ctx("LAST_INSERT_ID")?;
     u32::try_from(r.id)
-        .map_err(|_| crate::Error::Invalid(format!("insert id {} out of range", r.id)))
+        .map_err(|_| crate::Error::Invalid(format!("LAST_INSERT_ID() {} exceeds u32", r.id)))
 }
