@@ -649,6 +649,7 @@ impl Settings {
                 msfs_download: ms(l.msfs_timeout_ms),
                 pool_verify_idle: ms(l.mysql_verify_idle_ms),
             },
+            batch: dbproxy_model::Batching::default(),
         })
     }
 

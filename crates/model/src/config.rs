@@ -171,6 +171,49 @@ pub struct StoreConfig {
     /// Base URL of the msfs file server (`MsfsSite`); `http://` is assumed when missing.
     pub msfs_url: String,
     pub timeouts: Timeouts,
+    /// Coalescing of concurrent hot-path calls (logins, send lookups, message writes).
+    pub batch: Batching,
+}
+
+/// How concurrent calls of one kind are coalesced into shared statements (see the
+/// `batch` module): a call that finds a free slot runs at once; calls arriving while all
+/// slots are busy wait and run together as the next batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Batching {
+    /// Most calls in one batch, 1..=32 (1 turns coalescing off).
+    pub max_batch: usize,
+    /// Read batches (logins, send lookups) running at once, each on one connection.
+    pub read_slots: usize,
+    /// Message-write transactions running at once, each on one master connection.
+    pub write_slots: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            max_batch: 16,
+            read_slots: 4,
+            write_slots: 4,
+        }
+    }
+}
+
+impl Batching {
+    pub(crate) fn reads(&self) -> crate::batch::Shape {
+        self.shape(self.read_slots)
+    }
+    pub(crate) fn writes(&self) -> crate::batch::Shape {
+        self.shape(self.write_slots)
+    }
+    fn shape(&self, slots: usize) -> crate::batch::Shape {
+        let max_batch = self.max_batch.clamp(1, 32);
+        crate::batch::Shape {
+            max_batch,
+            parallel: slots.max(1),
+            capacity: 1024,
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -187,6 +230,7 @@ impl Default for StoreConfig {
             },
             msfs_url: "http://127.0.0.1:8700/".into(),
             timeouts: Timeouts::default(),
+            batch: Batching::default(),
         }
     }
 }

@@ -70,6 +70,50 @@ impl Error {
         }
     }
 
+    /// A copy of this error for the other requests of a failed batch. Keeps the kind, the
+    /// context and the message, so `is_unavailable` and `is_lock_conflict` answer the same;
+    /// a diesel error other than a database error becomes a database error of kind
+    /// `Unknown` carrying its text.
+    pub fn duplicate(&self) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match self {
+            Error::Pool { pool, reason } => Error::Pool {
+                pool,
+                reason: reason.clone(),
+            },
+            Error::Timeout { what, after } => Error::Timeout {
+                what: what.clone(),
+                after: *after,
+            },
+            Error::Mysql { context, source } => {
+                let source = match source {
+                    D::NotFound => D::NotFound,
+                    D::BrokenTransactionManager => D::BrokenTransactionManager,
+                    D::DatabaseError(kind, info) => {
+                        D::DatabaseError(*kind, Box::new(info.message().to_owned()))
+                    }
+                    other => {
+                        D::DatabaseError(DatabaseErrorKind::Unknown, Box::new(other.to_string()))
+                    }
+                };
+                Error::Mysql {
+                    context: context.clone(),
+                    source,
+                }
+            }
+            Error::Redis { context, message } => Error::Redis {
+                context: context.clone(),
+                message: message.clone(),
+            },
+            Error::Http { context, message } => Error::Http {
+                context: context.clone(),
+                message: message.clone(),
+            },
+            Error::NotFound(s) => Error::NotFound(s.clone()),
+            Error::Invalid(s) => Error::Invalid(s.clone()),
+        }
+    }
+
     /// Wrap a diesel error with context.
     pub fn mysql(context: impl Into<String>, source: diesel::result::Error) -> Self {
         Error::Mysql {

@@ -13,11 +13,12 @@ pub mod sql;
 pub mod store;
 
 pub use cache::{Cache, Script, ScriptValue};
-pub use config::{MysqlConfig, RedisConfig, StoreConfig, Timeouts};
+pub use config::{Batching, MysqlConfig, RedisConfig, StoreConfig, Timeouts};
 pub use error::{Error, MysqlResultExt, Result};
 pub use store::{unix_now, Db, DbConn, DbWork, Store};
 
 pub mod audio;
+mod batch;
 pub mod department;
 pub mod file;
 pub mod group;

@@ -296,26 +296,18 @@ impl Messages<'_> {
         sessions: &[u32],
         session_time: u32,
     ) -> Result<()> {
-        let sql = INSERT_SINGLE[shard_of(m.relate_id)];
-        with_retry("store_single", || {
-            self.store.master_tx(async |c| {
-                diesel::sql_query(sql)
-                    .bind::<Unsigned<Integer>, _>(m.relate_id)
-                    .bind::<Unsigned<Integer>, _>(m.from_id)
-                    .bind::<Unsigned<Integer>, _>(m.to_id)
-                    .bind::<Unsigned<Integer>, _>(m.msg_id)
-                    .bind::<Binary, _>(m.content)
-                    .bind::<Unsigned<TinyInt>, _>(m.kind)
-                    .bind::<Unsigned<Integer>, _>(m.created)
-                    .bind::<Unsigned<Integer>, _>(m.created)
-                    .cached()
-                    .execute(c)
-                    .await
-                    .ctx("IMMessage insert")?;
-                bump_sessions(c, sessions, session_time).await
-            })
-        })
-        .await
+        let job = OwnedSingle {
+            relate_id: m.relate_id,
+            from_id: m.from_id,
+            to_id: m.to_id,
+            msg_id: m.msg_id,
+            content: m.content.to_vec(),
+            kind: m.kind,
+            created: m.created,
+            sessions: sessions.to_vec(),
+            session_time,
+        };
+        self.store.batches().store_single.call(job).await
     }
 
     /// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
@@ -561,18 +553,144 @@ impl Messages<'_> {
 // ---------------------------------------------------------------------------------------
 // Storage
 
-const INSERT_SINGLE: [&str; 8] = shard_sql!(
-    IMMessage,
-    "INSERT INTO ",
-    " (relateId, fromId, toId, msgId, content, status, type, created, updated) \
-     VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)"
-);
 const INSERT_GROUP: [&str; 8] = shard_sql!(
     IMGroupMessage,
     "INSERT INTO ",
     " (groupId, userId, msgId, content, type, status, updated, created) \
      VALUES (?, ?, ?, ?, ?, 0, ?, ?)"
 );
+
+/// A single message queued for the write coalescer (see [`store_single_coalescer`]).
+pub(crate) struct OwnedSingle {
+    relate_id: u32,
+    from_id: u32,
+    to_id: u32,
+    msg_id: u32,
+    content: Vec<u8>,
+    kind: u8,
+    created: u32,
+    sessions: Vec<u32>,
+    session_time: u32,
+}
+
+/// Rows per multi-row INSERT: a batch is split greedily into these sizes, so each shard
+/// has four prepared INSERT texts at most.
+const INSERT_SIZES: [usize; 4] = [8, 4, 2, 1];
+
+/// `INSERT INTO IMMessage_<s> (...) VALUES (...), (...)` with `n` rows.
+fn insert_single_sql(shard: usize, n: usize) -> String {
+    let mut sql = format!(
+        "INSERT INTO {} (relateId, fromId, toId, msgId, content, status, type, created, updated) \
+         VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        crate::shard::MESSAGE_TABLES[shard]
+    );
+    for _ in 1..n {
+        sql.push_str(", (?, ?, ?, ?, ?, 0, ?, ?, ?)");
+    }
+    sql
+}
+
+/// Coalescer behind [`Messages::store_single`]: the messages of concurrent sends are stored
+/// in ONE master transaction (multi-row INSERTs per shard, one session UPDATE per distinct
+/// session time, one commit and log flush for all). The transaction is retried on a lock
+/// conflict; if it still fails, each message is stored alone, so one bad row only fails
+/// its own request. Every caller is answered only after its row is committed.
+pub(crate) fn store_single_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<OwnedSingle, ()> {
+    let texts: std::sync::Arc<Vec<Vec<String>>> = std::sync::Arc::new(
+        (0..8)
+            .map(|shard| {
+                INSERT_SIZES
+                    .iter()
+                    .map(|&n| insert_single_sql(shard, n))
+                    .collect()
+            })
+            .collect(),
+    );
+    crate::batch::Coalescer::spawn("store_single", shape, move |jobs: Vec<OwnedSingle>| {
+        let pools = pools.clone();
+        let texts = texts.clone();
+        async move {
+            let n = jobs.len();
+            let together = with_retry("store_single", || {
+                pools.master_tx(async |c| store_singles_on(c, &texts, &jobs).await)
+            })
+            .await;
+            match together {
+                Ok(()) => (0..n).map(|_| Ok(())).collect(),
+                Err(e) if n == 1 => vec![Err(e)],
+                Err(e) => {
+                    tracing::warn!(error = %e, n, "message batch failed; storing one by one");
+                    let mut out = Vec::with_capacity(n);
+                    for job in &jobs {
+                        let one = std::slice::from_ref(job);
+                        out.push(
+                            with_retry("store_single", || {
+                                pools.master_tx(async |c| store_singles_on(c, &texts, one).await)
+                            })
+                            .await,
+                        );
+                    }
+                    out
+                }
+            }
+        }
+    })
+}
+
+/// The statements of one message batch, inside the caller's transaction.
+async fn store_singles_on(
+    c: &mut DbConn,
+    texts: &[Vec<String>],
+    jobs: &[OwnedSingle],
+) -> Result<()> {
+    for shard in 0..8usize {
+        let rows: Vec<&OwnedSingle> = jobs
+            .iter()
+            .filter(|j| shard_of(j.relate_id) == shard)
+            .collect();
+        let mut rest: &[&OwnedSingle] = &rows;
+        while !rest.is_empty() {
+            let (i, size) = INSERT_SIZES
+                .iter()
+                .copied()
+                .enumerate()
+                .find(|&(_, size)| size <= rest.len())
+                .unwrap_or((INSERT_SIZES.len() - 1, 1));
+            let (chunk, tail) = rest.split_at(size);
+            let mut q = diesel::sql_query(texts[shard][i].as_str()).into_boxed::<Mysql>();
+            for m in chunk {
+                q = q
+                    .bind::<Unsigned<Integer>, _>(m.relate_id)
+                    .bind::<Unsigned<Integer>, _>(m.from_id)
+                    .bind::<Unsigned<Integer>, _>(m.to_id)
+                    .bind::<Unsigned<Integer>, _>(m.msg_id)
+                    .bind::<Binary, _>(m.content.as_slice())
+                    .bind::<Unsigned<TinyInt>, _>(m.kind)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .bind::<Unsigned<Integer>, _>(m.created);
+            }
+            q.cached().execute(c).await.ctx("IMMessage insert")?;
+            rest = tail;
+        }
+    }
+    // Session bumps: one statement per distinct time, oldest first, so a session of two
+    // messages ends with the later time (as sequential sends would leave it).
+    let mut times: Vec<u32> = jobs.iter().map(|j| j.session_time).collect();
+    times.sort_unstable();
+    times.dedup();
+    for t in times {
+        let ids: Vec<u32> = jobs
+            .iter()
+            .filter(|j| j.session_time == t)
+            .flat_map(|j| j.sessions.iter().copied())
+            .collect();
+        bump_sessions(c, &ids, t).await?;
+    }
+    Ok(())
+}
 
 async fn bump_sessions(c: &mut DbConn, sessions: &[u32], t: u32) -> Result<()> {
     session::bump_on(c, sessions, t).await.map(|_| ())

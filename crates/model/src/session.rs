@@ -184,33 +184,7 @@ impl Sessions<'_> {
         if from == 0 || to == 0 || from == to {
             return Ok(SendLookup::default());
         }
-        self.store
-            .master(async |c| {
-                let rows: Vec<PairSessionRow> = diesel::sql_query(
-                    "SELECT userId, MAX(id) AS id FROM IMRecentSession \
-                 WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
-                 AND type = 1 AND status = 0 GROUP BY userId",
-                )
-                .bind::<Unsigned<Integer>, _>(from)
-                .bind::<Unsigned<Integer>, _>(to)
-                .bind::<Unsigned<Integer>, _>(to)
-                .bind::<Unsigned<Integer>, _>(from)
-                .cached()
-                .load(c)
-                .await
-                .ctx("IMRecentSession pair")?;
-                let mut out = SendLookup::default();
-                for r in rows {
-                    if r.user_id == from {
-                        out.sender_session = to_id(r.id);
-                    } else if r.user_id == to {
-                        out.receiver_session = to_id(r.id);
-                    }
-                }
-                out.relate_id = crate::relation::find_on(c, from, to).await?;
-                Ok(out)
-            })
-            .await
+        self.store.batches().send_lookup.call((from, to)).await
     }
 
     /// updateSession (§10.4): `updated = t` on row `id` (master). Returns whether a row
@@ -303,15 +277,6 @@ pub struct SendLookup {
     pub relate_id: Option<u32>,
 }
 
-#[derive(QueryableByName)]
-struct PairSessionRow {
-    #[diesel(sql_type = Unsigned<Integer>)]
-    #[diesel(column_name = "userId")]
-    user_id: u32,
-    #[diesel(sql_type = Integer)]
-    id: i32,
-}
-
 /// `updated = t` on row `id` using an existing connection (used inside message
 /// transactions). Returns whether a row matched.
 pub async fn update_on(c: &mut DbConn, id: u32, t: u32) -> Result<bool> {
@@ -342,24 +307,115 @@ fn lock_order(ids: &[u32]) -> Vec<u32> {
 /// Returns the number of rows matched.
 pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
     let ids = lock_order(ids);
-    let sql: std::borrow::Cow<'static, str> = match ids.len() {
-        0 => return Ok(0),
-        1 => "UPDATE IMRecentSession SET updated = ? WHERE id = ?".into(),
-        2 => "UPDATE IMRecentSession SET updated = ? WHERE id IN (?, ?)".into(),
-        n => {
-            let mut s = String::from("UPDATE IMRecentSession SET updated = ? WHERE id IN (?");
-            for _ in 1..n {
-                s.push_str(", ?");
-            }
-            s.push(')');
-            s.into()
-        }
+    let Some(&last) = ids.last() else {
+        return Ok(0);
     };
-    let mut q = diesel::sql_query(sql.as_ref())
+    if ids.len() <= BUMP_MAX_CACHED {
+        // Padded (with the last id again) to one of a few sizes: the text stays prepared.
+        let size = crate::batch::bucket(ids.len());
+        let mut q = diesel::sql_query(bump_sql(size))
+            .into_boxed::<diesel::mysql::Mysql>()
+            .bind::<Unsigned<Integer>, _>(t);
+        for i in 0..size {
+            q = q.bind::<Unsigned<Integer>, _>(ids.get(i).copied().unwrap_or(last));
+        }
+        return q.cached().execute(c).await.ctx("IMRecentSession update");
+    }
+    let mut q = diesel::sql_query(bump_sql(ids.len()))
         .into_boxed::<diesel::mysql::Mysql>()
         .bind::<Unsigned<Integer>, _>(t);
     for id in &ids {
         q = q.bind::<Unsigned<Integer>, _>(*id);
     }
     q.execute(c).await.ctx("IMRecentSession update")
+}
+
+/// Largest id list [`bump_on`] pads to a prepared size; longer lists use a one-off text.
+const BUMP_MAX_CACHED: usize = 32;
+
+fn bump_sql(n: usize) -> String {
+    let mut s = String::from("UPDATE IMRecentSession SET updated = ? WHERE id IN (?");
+    for _ in 1..n {
+        s.push_str(", ?");
+    }
+    s.push(')');
+    s
+}
+
+/// One row of the batched send lookup: request index, the session owner (0 for the
+/// relation row) and the id.
+#[derive(QueryableByName)]
+struct TaggedIdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    k: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    owner: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// Per-pair parts of the batched send lookup: the newest visible single session of each
+/// side (binds from, to, to, from) and the active relation (binds small, big).
+const SEND_LOOKUP_PARTS: [&str; 2] = [
+    "SELECT CAST({k} AS SIGNED) AS k, CAST(userId AS SIGNED) AS owner, \
+     CAST(MAX(id) AS SIGNED) AS id FROM IMRecentSession \
+     WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
+     AND type = 1 AND status = 0 GROUP BY userId",
+    "SELECT CAST({k} AS SIGNED) AS k, CAST(0 AS SIGNED) AS owner, CAST(id AS SIGNED) AS id \
+     FROM IMRelationShip WHERE smallId = ? AND bigId = ? AND status = 0 \
+     ORDER BY id DESC LIMIT 1",
+];
+
+/// Coalescer behind [`Sessions::single_send_lookup`]: the lookups of concurrent sends share
+/// one master statement (a `UNION ALL` of [`SEND_LOOKUP_PARTS`] per pair, padded to a fixed
+/// size so the text stays prepared). Reads `IMRecentSession` and `IMRelationShip`.
+pub(crate) fn send_lookup_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
+    let texts = std::sync::Arc::new(crate::batch::UnionTexts::new(&SEND_LOOKUP_PARTS));
+    crate::batch::Coalescer::spawn("send_lookup", shape, move |pairs: Vec<(u32, u32)>| {
+        let pools = pools.clone();
+        let texts = texts.clone();
+        async move {
+            let n = pairs.len();
+            let outcome = pools
+                .master(async |c| {
+                    let (sql, size) = texts.for_len(n);
+                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                    for i in 0..size {
+                        let (from, to) = pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
+                        let (small, big) = (from.min(to), from.max(to));
+                        for v in [from, to, to, from, small, big] {
+                            q = q.bind::<Unsigned<Integer>, _>(v);
+                        }
+                    }
+                    let rows: Vec<TaggedIdRow> =
+                        q.cached().load(c).await.ctx("send lookup (batch)")?;
+                    let mut out = vec![SendLookup::default(); n];
+                    for r in rows {
+                        let Some(found) = usize::try_from(r.k).ok().and_then(|k| out.get_mut(k))
+                        else {
+                            continue;
+                        };
+                        let Some(&(from, to)) =
+                            usize::try_from(r.k).ok().and_then(|k| pairs.get(k))
+                        else {
+                            continue;
+                        };
+                        let id = u32::try_from(r.id).ok().filter(|&v| v != 0);
+                        if r.owner == 0 {
+                            found.relate_id = id;
+                        } else if r.owner == i64::from(from) {
+                            found.sender_session = id;
+                        } else if r.owner == i64::from(to) {
+                            found.receiver_session = id;
+                        }
+                    }
+                    Ok(out)
+                })
+                .await;
+            crate::batch::fan_out(n, outcome)
+        }
+    })
 }

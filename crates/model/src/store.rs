@@ -83,9 +83,51 @@ pub fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
-struct Inner {
+/// The two MySQL pools and the bounds of work on them. Cheap to clone; the batch
+/// dispatchers ([`crate::batch`]) hold one instead of the whole [`Store`].
+#[derive(Clone)]
+pub(crate) struct Pools {
     master: MysqlPool,
     slave: MysqlPool,
+    timeouts: Timeouts,
+}
+
+impl Pools {
+    pub(crate) async fn master<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(&self.master, "master", &self.timeouts, false, work).await
+    }
+
+    pub(crate) async fn slave<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(&self.slave, "slave", &self.timeouts, false, work).await
+    }
+
+    pub(crate) async fn master_tx<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
+        R: Send,
+    {
+        run(&self.master, "master", &self.timeouts, true, work).await
+    }
+}
+
+/// The request coalescers of the hot paths (see [`crate::batch`]).
+pub(crate) struct Batches {
+    pub login: crate::batch::Coalescer<String, Option<crate::user::User>>,
+    pub send_lookup: crate::batch::Coalescer<(u32, u32), crate::session::SendLookup>,
+    pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, ()>,
+}
+
+struct Inner {
+    pools: Pools,
+    batches: Batches,
     unread: Cache,
     group_set: Cache,
     token: Cache,
@@ -183,10 +225,20 @@ impl Store {
 
         let msfs =
             crate::msfs::MsfsClient::new(&cfg.msfs_url, t.connect, t.msfs_upload, t.msfs_download)?;
+        let pools = Pools {
+            master,
+            slave,
+            timeouts: t.clone(),
+        };
+        let batches = Batches {
+            login: crate::user::login_coalescer(pools.clone(), cfg.batch.reads()),
+            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), cfg.batch.reads()),
+            store_single: crate::message::store_single_coalescer(pools.clone(), cfg.batch.writes()),
+        };
         Ok(Store {
             inner: Arc::new(Inner {
-                master,
-                slave,
+                pools,
+                batches,
                 unread,
                 group_set,
                 token,
@@ -217,6 +269,10 @@ impl Store {
     pub fn timeouts(&self) -> &Timeouts {
         &self.inner.timeouts
     }
+
+    pub(crate) fn batches(&self) -> &Batches {
+        &self.inner.batches
+    }
     /// The msfs client (voice payload store).
     pub fn msfs(&self) -> &crate::msfs::MsfsClient {
         &self.inner.msfs
@@ -228,14 +284,7 @@ impl Store {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(
-            &self.inner.master,
-            "master",
-            &self.inner.timeouts,
-            false,
-            work,
-        )
-        .await
+        self.inner.pools.master(work).await
     }
 
     /// Run `work` on a slave connection (plain reads).
@@ -244,14 +293,7 @@ impl Store {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(
-            &self.inner.slave,
-            "slave",
-            &self.inner.timeouts,
-            false,
-            work,
-        )
-        .await
+        self.inner.pools.slave(work).await
     }
 
     /// Run `work` on the pool chosen by `db`.
@@ -260,11 +302,10 @@ impl Store {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        let (pool, name) = match db {
-            Db::Master => (&self.inner.master, "master"),
-            Db::Slave => (&self.inner.slave, "slave"),
-        };
-        run(pool, name, &self.inner.timeouts, false, work).await
+        match db {
+            Db::Master => self.inner.pools.master(work).await,
+            Db::Slave => self.inner.pools.slave(work).await,
+        }
     }
 
     /// Run `work` inside one transaction on a master connection: committed when it returns
@@ -275,14 +316,7 @@ impl Store {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(
-            &self.inner.master,
-            "master",
-            &self.inner.timeouts,
-            true,
-            work,
-        )
-        .await
+        self.inner.pools.master_tx(work).await
     }
 }
 

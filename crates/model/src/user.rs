@@ -34,7 +34,7 @@ pub struct User {
     pub sign_info: String,
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = im_user, check_for_backend(diesel::mysql::Mysql))]
 struct UserRow {
     id: u32,
@@ -125,21 +125,7 @@ impl Users<'_> {
     /// Reads (slave) the active account (`status = 0`) named `name`, compared by the column
     /// collation (Q-L06); with several rows the last one wins (Q-L05). `None` if no row.
     pub async fn find_for_login(&self, name: &str) -> Result<Option<User>> {
-        let name = name.to_owned();
-        let rows: Vec<UserRow> = self
-            .store
-            .slave(async move |c| {
-                im_user::table
-                    .filter(im_user::name.eq(name))
-                    .filter(im_user::status.eq(0u8))
-                    .order(im_user::id.asc())
-                    .select(UserRow::as_select())
-                    .load(c)
-                    .await
-                    .ctx("IMUser by name")
-            })
-            .await?;
-        Ok(rows.into_iter().last().map(User::from))
+        self.store.batches().login.call(name.to_owned()).await
     }
 
     /// Reads (slave) the users with the given ids, any status, ascending id; duplicates
@@ -323,4 +309,59 @@ impl Users<'_> {
             .await?;
         Ok(any.is_none())
     }
+}
+
+/// One row of the batched login lookup: the request's index and its account.
+#[derive(QueryableByName)]
+struct TaggedUserRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    k: i64,
+    #[diesel(embed)]
+    user: UserRow,
+}
+
+/// Per-name part of the batched login lookup: the newest active row of that name.
+const LOGIN_PART: &str = "SELECT CAST({k} AS SIGNED) AS k, id, sex, name, domain, nick, password, salt, \
+     phone, email, avatar, departId AS depart_id, status, created, updated, push_shield_status, sign_info \
+     FROM IMUser WHERE name = ? AND status = 0 ORDER BY id DESC LIMIT 1";
+
+/// Coalescer behind [`Users::find_for_login`]: concurrent logins share one slave statement,
+/// a `UNION ALL` of [`LOGIN_PART`] per name (padded to a fixed size so the text stays
+/// prepared). Each part keeps the single lookup's semantics: collation compare, status 0,
+/// highest id wins.
+pub(crate) fn login_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<String, Option<User>> {
+    let texts = std::sync::Arc::new(crate::batch::UnionTexts::new(&[LOGIN_PART]));
+    crate::batch::Coalescer::spawn("login", shape, move |names: Vec<String>| {
+        let pools = pools.clone();
+        let texts = texts.clone();
+        async move {
+            let n = names.len();
+            let outcome = pools
+                .slave(async |c| {
+                    let (sql, size) = texts.for_len(n);
+                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                    for i in 0..size {
+                        let name = names.get(i).or(names.last()).cloned().unwrap_or_default();
+                        q = q.bind::<diesel::sql_types::Varchar, _>(name);
+                    }
+                    let rows: Vec<TaggedUserRow> = crate::sql::CacheExt::cached(q)
+                        .load(c)
+                        .await
+                        .ctx("IMUser by name (batch)")?;
+                    let mut found: Vec<Option<User>> = vec![None; n];
+                    for r in rows {
+                        if let Some(slot) = usize::try_from(r.k).ok().and_then(|k| found.get_mut(k))
+                        {
+                            *slot = Some(User::from(r.user));
+                        }
+                    }
+                    Ok(found)
+                })
+                .await;
+            crate::batch::fan_out(n, outcome)
+        }
+    })
 }

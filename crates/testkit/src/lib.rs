@@ -229,6 +229,7 @@ impl TestEnv {
             group_member: redis,
             msfs_url: "http://127.0.0.1:1/".into(),
             timeouts: Timeouts::default(),
+            batch: Default::default(),
         };
         adjust(&mut config);
         // Build the env before connecting so a failed connect still cleans up on drop.

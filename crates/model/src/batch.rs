@@ -1,0 +1,261 @@
+//! Request coalescing: concurrent calls of one kind share one round of statements.
+//!
+//! A [`Coalescer`] owns a bounded queue and a dispatcher task. Callers enqueue a request
+//! and wait for its own result. The dispatcher takes everything queued (up to
+//! `max_batch`) whenever one of its `parallel` slots is free and runs it as one batch.
+//! Under light load a request runs alone at once (no added latency); under load, requests
+//! queue while the slots are busy and the next batch takes them all, so MariaDB sees one
+//! statement (or one transaction) for many requests.
+//!
+//! Bounds: the queue holds `capacity` requests (callers wait for room: backpressure),
+//! at most `parallel` batches run at a time, and every batch's backend work is bounded by
+//! the [`crate::Store`] timeouts, so every caller gets an answer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::{Error, Result};
+
+struct Job<Req, Rsp> {
+    req: Req,
+    reply: oneshot::Sender<Result<Rsp>>,
+}
+
+/// Sizing of one coalescer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Most requests in one batch.
+    pub max_batch: usize,
+    /// Batches running at the same time.
+    pub parallel: usize,
+    /// Requests waiting for a batch before callers have to wait for room.
+    pub capacity: usize,
+}
+
+/// Queue + dispatcher for one kind of request (see the module docs).
+pub(crate) struct Coalescer<Req, Rsp> {
+    name: &'static str,
+    tx: mpsc::Sender<Job<Req, Rsp>>,
+}
+
+impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
+    /// Start the dispatcher on the current tokio runtime. `run` gets the requests of one
+    /// batch (1..=max_batch, in arrival order) and returns one result per request, in the
+    /// same order. The dispatcher stops when the coalescer is dropped.
+    pub(crate) fn spawn<F, Fut>(name: &'static str, shape: Shape, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<Rsp>>> + Send + 'static,
+    {
+        let max_batch = shape.max_batch.max(1);
+        let (tx, mut rx) = mpsc::channel::<Job<Req, Rsp>>(shape.capacity.max(max_batch));
+        let slots = Arc::new(Semaphore::new(shape.parallel.max(1)));
+        let run = Arc::new(run);
+        tokio::spawn(async move {
+            let mut jobs = Vec::with_capacity(max_batch);
+            loop {
+                // Take a slot first: while every slot is busy, requests pile up in the
+                // queue and the next batch takes them together.
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                if rx.recv_many(&mut jobs, max_batch).await == 0 {
+                    break;
+                }
+                let batch = std::mem::replace(&mut jobs, Vec::with_capacity(max_batch));
+                let run = run.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let (reqs, replies): (Vec<Req>, Vec<_>) =
+                        batch.into_iter().map(|j| (j.req, j.reply)).unzip();
+                    let n = reqs.len();
+                    let mut results = run(reqs).await.into_iter();
+                    for reply in replies {
+                        let r = results.next().unwrap_or_else(|| {
+                            Err(Error::Invalid(format!(
+                                "{name}: batch of {n} returned too few results"
+                            )))
+                        });
+                        // The caller may be gone (its connection closed): nothing to do.
+                        let _ = reply.send(r);
+                    }
+                });
+            }
+            tracing::debug!(coalescer = name, "dispatcher stopped");
+        });
+        Coalescer { name, tx }
+    }
+
+    /// Enqueue `req` and wait for its result.
+    pub(crate) async fn call(&self, req: Req) -> Result<Rsp> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { req, reply })
+            .await
+            .map_err(|_| Error::Invalid(format!("{}: dispatcher stopped", self.name)))?;
+        rx.await.map_err(|_| {
+            Error::Invalid(format!(
+                "{}: batch ended without an answer (worker failed)",
+                self.name
+            ))
+        })?
+    }
+}
+
+/// One result per request from a whole-batch outcome: `Ok(values)` (one per request, in
+/// order) or the same error, copied, for every request.
+pub(crate) fn fan_out<T>(n: usize, outcome: Result<Vec<T>>) -> Vec<Result<T>> {
+    match outcome {
+        Ok(values) => values.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let mut out: Vec<Result<T>> = (1..n).map(|_| Err(e.duplicate())).collect();
+            out.push(Err(e));
+            out
+        }
+    }
+}
+
+/// Statement sizes a batch is padded to, so that each batched statement has one of a few
+/// fixed texts and stays prepared on the connection.
+pub(crate) const BUCKETS: [usize; 6] = [1, 2, 4, 8, 16, 32];
+
+/// The smallest bucket holding `n` (n ≤ 32).
+pub(crate) fn bucket(n: usize) -> usize {
+    BUCKETS
+        .iter()
+        .copied()
+        .find(|&b| b >= n)
+        .unwrap_or(BUCKETS[BUCKETS.len() - 1])
+}
+
+/// `(a_0) UNION ALL (b_0) UNION ALL (a_1) UNION ALL (b_1) ...`: the `parts` of each of
+/// `n` requests, where `{k}` becomes the request's index (a literal tag telling which
+/// request a row answers). Bind the parameters in the same order.
+pub(crate) fn tagged_union(parts: &[&str], n: usize) -> String {
+    let mut sql = String::new();
+    for k in 0..n {
+        for part in parts {
+            if !sql.is_empty() {
+                sql.push_str(" UNION ALL ");
+            }
+            sql.push('(');
+            sql.push_str(&part.replace("{k}", &k.to_string()));
+            sql.push(')');
+        }
+    }
+    sql
+}
+
+/// Texts of [`tagged_union`] for every bucket size, built once.
+pub(crate) struct UnionTexts {
+    texts: Vec<String>,
+}
+
+impl UnionTexts {
+    pub(crate) fn new(parts: &[&str]) -> Self {
+        UnionTexts {
+            texts: BUCKETS.iter().map(|&n| tagged_union(parts, n)).collect(),
+        }
+    }
+
+    /// The text for `n` requests and its padded size.
+    pub(crate) fn for_len(&self, n: usize) -> (&str, usize) {
+        let b = bucket(n);
+        let i = BUCKETS.iter().position(|&x| x == b).unwrap_or(0);
+        (&self.texts[i], b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_sizes() {
+        assert_eq!(bucket(1), 1);
+        assert_eq!(bucket(3), 4);
+        assert_eq!(bucket(16), 16);
+        assert_eq!(bucket(17), 32);
+    }
+
+    #[test]
+    fn union_tags_each_copy() {
+        assert_eq!(
+            tagged_union(&["SELECT {k} AS k FROM t WHERE a = ?"], 2),
+            "(SELECT 0 AS k FROM t WHERE a = ?) UNION ALL (SELECT 1 AS k FROM t WHERE a = ?)"
+        );
+        assert_eq!(
+            tagged_union(&["SELECT {k} FROM a", "SELECT {k} FROM b"], 2),
+            "(SELECT 0 FROM a) UNION ALL (SELECT 0 FROM b) UNION ALL \
+             (SELECT 1 FROM a) UNION ALL (SELECT 1 FROM b)"
+        );
+    }
+
+    #[tokio::test]
+    async fn results_reach_their_callers_and_load_forms_batches() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let seen2 = seen.clone();
+        let c = Arc::new(Coalescer::spawn(
+            "test",
+            Shape {
+                max_batch: 8,
+                parallel: 1,
+                capacity: 64,
+            },
+            move |reqs: Vec<u32>| {
+                let seen = seen2.clone();
+                async move {
+                    if let Ok(mut s) = seen.lock() {
+                        s.push(reqs.len());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    reqs.into_iter().map(|r| Ok(r * 10)).collect()
+                }
+            },
+        ));
+        let mut tasks = Vec::new();
+        for i in 0..40u32 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move { (i, c.call(i).await) }));
+        }
+        for t in tasks {
+            let (i, r) = t.await.expect("task");
+            assert_eq!(r.expect("result"), i * 10);
+        }
+        let sizes = seen.lock().expect("lock").clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+        assert!(sizes.iter().all(|&n| n <= 8), "{sizes:?}");
+        assert!(sizes.len() < 40, "no batching happened: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_short_result_list_is_an_error_not_a_hang() {
+        let c = Coalescer::spawn(
+            "short",
+            Shape {
+                max_batch: 4,
+                parallel: 1,
+                capacity: 4,
+            },
+            |_reqs: Vec<u32>| async move { Vec::<Result<u32>>::new() },
+        );
+        let err = c.call(1).await.expect_err("no result");
+        assert!(err.to_string().contains("too few results"), "{err}");
+    }
+
+    #[test]
+    fn fan_out_copies_errors() {
+        let v: Vec<Result<u32>> = fan_out(3, Err(Error::NotFound("x".into())));
+        assert_eq!(v.len(), 3);
+        assert!(v
+            .iter()
+            .all(|r| matches!(r, Err(Error::NotFound(s)) if s == "x")));
+        let v = fan_out(2, Ok(vec![1u32, 2]));
+        assert_eq!(
+            v.into_iter().map(|r| r.ok()).collect::<Vec<_>>(),
+            vec![Some(1), Some(2)]
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! Coalesced hot paths (logins, send lookups, message writes): many concurrent calls share
+//! statements, and each caller still gets exactly its own answer.
+
+use std::sync::Arc;
+
+use dbproxy_model::message::NewSingleMessage;
+use dbproxy_model::user::NewUser;
+use dbproxy_model::{session, Batching, Db, Store};
+use dbproxy_testkit::TestEnv;
+use diesel::sql_types::{Integer, Unsigned};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+
+fn user(name: &str, status: u32) -> NewUser {
+    NewUser {
+        name: name.into(),
+        nick: format!("n-{}", name.chars().take(8).collect::<String>()),
+        password: "p".into(),
+        salt: "s".into(),
+        status,
+        ..NewUser::default()
+    }
+}
+
+/// Calls of every kind run with at most one slot, so concurrent callers must queue and
+/// share batches.
+async fn one_slot_env() -> TestEnv {
+    TestEnv::with_config(|c| {
+        c.batch = Batching {
+            max_batch: 16,
+            read_slots: 1,
+            write_slots: 1,
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_each_get_their_own_account() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    let tricky = [
+        "o'brien",
+        "x\" OR \"1\"=\"1",
+        "a'; DROP TABLE IMUser; --",
+        "中文名",
+    ];
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            s.users()
+                .insert(&user(&format!("u{i}"), 0), 1)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut tricky_ids = Vec::new();
+    for name in tricky {
+        tricky_ids.push(s.users().insert(&user(name, 0), 1).await.unwrap());
+    }
+    // Resigned account (status 3) never logs in; duplicated name: highest id wins.
+    s.users().insert(&user("gone", 3), 1).await.unwrap();
+    s.users().insert(&user("twice", 0), 1).await.unwrap();
+    let second = s.users().insert(&user("twice", 0), 1).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for round in 0..3 {
+        for i in 0..40u32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("u{i}");
+                (round, i, s.users().find_for_login(&name).await)
+            }));
+        }
+    }
+    for t in tasks {
+        let (_, i, found) = t.await.unwrap();
+        let found = found.unwrap().expect("seeded user found");
+        assert_eq!(found.id, ids[i as usize]);
+        assert_eq!(found.name, format!("u{i}"));
+        assert_eq!(found.nick, format!("n-u{i}"));
+    }
+    let names: Vec<String> = tricky
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["gone", "twice", "nobody", "u7 ", "", "U7"].map(String::from))
+        .collect();
+    let lookups: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let s = s.clone();
+            let n = n.clone();
+            tokio::spawn(async move { s.users().find_for_login(&n).await.unwrap() })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for l in lookups {
+        results.push(l.await.unwrap().map(|u| u.id));
+    }
+    assert_eq!(
+        results[..4],
+        tricky_ids.iter().map(|&i| Some(i)).collect::<Vec<_>>()[..]
+    );
+    assert_eq!(results[4], None, "status 3 must not log in");
+    assert_eq!(results[5], Some(second), "highest id of a duplicated name");
+    assert_eq!(results[6], None);
+    // Compared by the column collation (utf8mb4_bin, PAD SPACE: trailing spaces ignored,
+    // case-sensitive, Q-L06), as the single lookup did.
+    assert_eq!(results[7], Some(ids[7]));
+    assert_eq!(results[8], None);
+    assert_eq!(results[9], None);
+    let count: i64 = count_users(s).await;
+    assert_eq!(count, 47, "the injection text changed nothing");
+    env.cleanup().await;
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn count_users(s: &Store) -> i64 {
+    s.on(Db::Master, async |c| {
+        let r: Count = diesel::sql_query("SELECT COUNT(*) AS n FROM IMUser")
+            .get_result(c)
+            .await?;
+        Ok(r.n)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_send_lookups_see_their_own_pair() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    // Pairs (i, i+100): both sessions and a relation for even i; only the sender's session
+    // for i % 3 == 1; nothing else.
+    let mut expected = Vec::new();
+    for i in 1..=30u32 {
+        let (from, to) = (i, i + 100);
+        let mut want = session::SendLookup::default();
+        if i % 2 == 0 {
+            want.sender_session = Some(s.sessions().add(from, to, session::SINGLE).await.unwrap());
+            want.receiver_session =
+                Some(s.sessions().add(to, from, session::SINGLE).await.unwrap());
+            want.relate_id = s.relations().get_or_create(from, to).await.unwrap();
+        } else if i % 3 == 1 {
+            want.sender_session = Some(s.sessions().add(from, to, session::SINGLE).await.unwrap());
+        }
+        expected.push(((from, to), want));
+    }
+    let tasks: Vec<_> = expected
+        .iter()
+        .map(|&((from, to), want)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let got = s.sessions().single_send_lookup(from, to).await.unwrap();
+                assert_eq!(got, want, "pair ({from}, {to})");
+                // The other direction swaps the sessions and keeps the relation.
+                let back = s.sessions().single_send_lookup(to, from).await.unwrap();
+                assert_eq!(back.sender_session, want.receiver_session);
+                assert_eq!(back.receiver_session, want.sender_session);
+                assert_eq!(back.relate_id, want.relate_id);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    env.cleanup().await;
+}
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "msgId")]
+    msg_id: u32,
+    #[diesel(sql_type = Unsigned<Integer>)]
+    #[diesel(column_name = "fromId")]
+    from_id: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_message_writes_are_all_stored_once_and_bump_sessions() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    // 16 pairs over all 8 shards; 10 messages each, sent concurrently.
+    let mut pairs = Vec::new();
+    for i in 1..=16u32 {
+        let (a, b) = (i, 1000 + i);
+        let rel = s.relations().get_or_create(a, b).await.unwrap().unwrap();
+        let sa = s.sessions().add(a, b, session::SINGLE).await.unwrap();
+        let sb = s.sessions().add(b, a, session::SINGLE).await.unwrap();
+        pairs.push((a, b, rel, sa, sb));
+    }
+    let pairs = Arc::new(pairs);
+    let mut tasks = Vec::new();
+    for p in 0..pairs.len() {
+        for n in 0..10u32 {
+            let s = s.clone();
+            let pairs = pairs.clone();
+            tasks.push(tokio::spawn(async move {
+                let (a, b, rel, sa, sb) = pairs[p];
+                let id = s.messages().allocate_single(rel).await.unwrap();
+                let text = format!("m{n} from {a} with 'quotes' and \\ backslash");
+                s.messages()
+                    .store_single(
+                        &NewSingleMessage {
+                            relate_id: rel,
+                            from_id: a,
+                            to_id: b,
+                            msg_id: id,
+                            content: text.as_bytes(),
+                            kind: 1,
+                            created: 1_700_000_000 + n,
+                        },
+                        &[sa, sb],
+                        1_700_000_500,
+                    )
+                    .await
+                    .unwrap();
+                id
+            }));
+        }
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.push(t.await.unwrap());
+    }
+    assert_eq!(acked.len(), 160);
+    for &(a, _, rel, sa, sb) in pairs.iter() {
+        let rows = s.messages().list_single(rel, 0, 100).await.unwrap();
+        let mut ids: Vec<u32> = rows.iter().map(|m| m.msg_id).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (1..=10).collect::<Vec<_>>(),
+            "relation {rel}: each message once"
+        );
+        assert!(rows.iter().all(|m| m.from_id == a));
+        assert!(
+            rows.iter()
+                .any(|m| m.content
+                    == format!("m3 from {a} with 'quotes' and \\ backslash").as_bytes())
+        );
+        for sid in [sa, sb] {
+            assert_eq!(
+                session_updated(s, sid).await,
+                1_700_000_500,
+                "session {sid} bumped"
+            );
+        }
+    }
+    env.cleanup().await;
+}
+
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = Unsigned<Integer>)]
+    updated: u32,
+}
+
+async fn session_updated(s: &Store, id: u32) -> u32 {
+    s.on(Db::Master, async |c| {
+        let r: Updated = diesel::sql_query("SELECT updated FROM IMRecentSession WHERE id = ?")
+            .bind::<Unsigned<Integer>, _>(id)
+            .get_result(c)
+            .await?;
+        Ok(r.updated)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_message_in_a_batch_fails_alone() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    let rel = s.relations().get_or_create(1, 2).await.unwrap().unwrap();
+    // The content column of IMMessage_<n> is a varchar(4096): a longer text is rejected by
+    // strict mode; the good messages queued beside it must still be stored.
+    let long = vec![b'x'; 70_000];
+    let mut tasks = Vec::new();
+    for n in 0..12u32 {
+        let s = s.clone();
+        let content = if n == 5 {
+            long.clone()
+        } else {
+            format!("ok {n}").into_bytes()
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = s
+                .messages()
+                .store_single(
+                    &NewSingleMessage {
+                        relate_id: rel,
+                        from_id: 1,
+                        to_id: 2,
+                        msg_id: 100 + n,
+                        content: &content,
+                        kind: 1,
+                        created: 1_700_000_000,
+                    },
+                    &[],
+                    0,
+                )
+                .await;
+            (n, r.is_ok())
+        }));
+    }
+    for t in tasks {
+        let (n, ok) = t.await.unwrap();
+        assert_eq!(ok, n != 5, "message {n}");
+    }
+    let rows: Vec<Stored> = s
+        .on(Db::Master, async |c| {
+            Ok(diesel::sql_query(format!(
+                "SELECT msgId, fromId FROM {} WHERE relateId = ? ORDER BY msgId",
+                dbproxy_model::shard::message_table(rel)
+            ))
+            .bind::<Unsigned<Integer>, _>(rel)
+            .load(c)
+            .await?)
+        })
+        .await
+        .unwrap();
+    let ids: Vec<u32> = rows.iter().map(|r| r.msg_id).collect();
+    let want: Vec<u32> = (0..12).filter(|&n| n != 5).map(|n| 100 + n).collect();
+    assert_eq!(ids, want);
+    assert!(rows.iter().all(|r| r.from_id == 1));
+    env.cleanup().await;
+}
