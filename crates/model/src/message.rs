@@ -646,7 +646,7 @@ async fn store_singles_on(
     texts: &[Vec<String>],
     jobs: &[OwnedSingle],
 ) -> Result<()> {
-    for shard in 0..8usize {
+    for (shard, shard_texts) in texts.iter().enumerate() {
         let rows: Vec<&OwnedSingle> = jobs
             .iter()
             .filter(|j| shard_of(j.relate_id) == shard)
@@ -660,7 +660,7 @@ async fn store_singles_on(
                 .find(|&(_, size)| size <= rest.len())
                 .unwrap_or((INSERT_SIZES.len() - 1, 1));
             let (chunk, tail) = rest.split_at(size);
-            let mut q = diesel::sql_query(texts[shard][i].as_str()).into_boxed::<Mysql>();
+            let mut q = diesel::sql_query(shard_texts[i].as_str()).into_boxed::<Mysql>();
             for m in chunk {
                 q = q
                     .bind::<Unsigned<Integer>, _>(m.relate_id)
