@@ -291,8 +291,14 @@ impl Command for UnreadCounts {
         let mut total: u32 = 0;
         let mut list = Vec::new();
 
+        // The single counters (Redis) and the user's groups (MySQL) are independent reads.
+        let (counters, memberships) = (ctx.store.counters(), ctx.store.groups());
+        let (singles, groups) = tokio::join!(
+            counters.single_counts(user),
+            memberships.group_ids_of_user(user)
+        );
         // Single part; a Redis failure skips the part (as the original).
-        let singles = match ctx.store.counters().single_counts(user).await {
+        let singles = match singles {
             Ok(counts) => counts,
             Err(error) => {
                 tracing::warn!(%error, user, "single unread counters unavailable");
@@ -300,7 +306,7 @@ impl Command for UnreadCounts {
             }
         };
         // Group part (not de-duplicated, like the original).
-        let groups = ctx.store.groups().group_ids_of_user(user).await?;
+        let groups = groups?;
         let group_counts: Vec<(u32, u32)> =
             match ctx.store.counters().group_unread(user, &groups).await {
                 Ok(counts) => counts

@@ -168,8 +168,112 @@ impl UnionTexts {
     }
 }
 
+/// Slots per shard of a [`ShardSlots`] statement.
+const SLOT_SIZES: [usize; 4] = [1, 2, 4, 8];
+
+/// Statements over a sharded table family that answer many ids at once with fixed texts:
+/// `K` parenthesised parts per shard (`K` in 1, 2, 4, 8), `(s0,slot0) UNION ALL (s0,slot1)
+/// ... (s7,slot K-1)`, where `{k}` in a part becomes the slot's tag `s * K + j`. Unused
+/// slots are bound to values that match nothing. The text depends on `K` only, so each
+/// stays prepared on the connection.
+pub(crate) struct ShardSlots {
+    texts: Vec<String>,
+}
+
+/// One statement's worth of items: `layout[s * k + j]` is the item in slot j of shard s.
+pub(crate) struct SlotRound {
+    pub k: usize,
+    pub layout: Vec<Option<usize>>,
+}
+
+impl ShardSlots {
+    pub(crate) fn new(parts: &[&str; 8]) -> Self {
+        let texts = SLOT_SIZES
+            .iter()
+            .map(|&k| {
+                let mut sql = String::new();
+                for (s, part) in parts.iter().enumerate() {
+                    for j in 0..k {
+                        if !sql.is_empty() {
+                            sql.push_str(" UNION ALL ");
+                        }
+                        sql.push('(');
+                        sql.push_str(&part.replace("{k}", &(s * k + j).to_string()));
+                        sql.push(')');
+                    }
+                }
+                sql
+            })
+            .collect();
+        ShardSlots { texts }
+    }
+
+    /// The text of a round.
+    pub(crate) fn text(&self, round: &SlotRound) -> &str {
+        let i = SLOT_SIZES.iter().position(|&k| k == round.k).unwrap_or(0);
+        &self.texts[i]
+    }
+
+    /// Split items (given by their shard, 0..8) into rounds of at most 8 per shard.
+    pub(crate) fn rounds(shards: &[usize]) -> Vec<SlotRound> {
+        let max_k = SLOT_SIZES[SLOT_SIZES.len() - 1];
+        let mut per_shard: [Vec<usize>; 8] = Default::default();
+        for (i, &s) in shards.iter().enumerate() {
+            per_shard[s % 8].push(i);
+        }
+        let most = per_shard.iter().map(Vec::len).max().unwrap_or(0);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < most {
+            let in_round = |v: &Vec<usize>| v.len().saturating_sub(start).min(max_k);
+            let widest = per_shard.iter().map(in_round).max().unwrap_or(0);
+            let k = SLOT_SIZES
+                .iter()
+                .copied()
+                .find(|&k| k >= widest)
+                .unwrap_or(max_k);
+            let mut layout = vec![None; 8 * k];
+            for (s, items) in per_shard.iter().enumerate() {
+                for (j, &item) in items.iter().skip(start).take(k).enumerate() {
+                    layout[s * k + j] = Some(item);
+                }
+            }
+            out.push(SlotRound { k, layout });
+            start += max_k;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slot_rounds_place_every_item_once() {
+        let shards = [3, 3, 0, 7, 3, 1, 3, 3, 3, 3, 3, 3, 3];
+        let rounds = ShardSlots::rounds(&shards);
+        assert_eq!(rounds.len(), 2, "shard 3 holds 10 items: two rounds");
+        assert_eq!(rounds[0].k, 8);
+        assert_eq!(rounds[1].k, 2);
+        let mut seen: Vec<usize> = rounds
+            .iter()
+            .flat_map(|r| r.layout.iter().flatten().copied())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..shards.len()).collect::<Vec<_>>());
+        for r in &rounds {
+            for (slot, item) in r.layout.iter().enumerate() {
+                if let Some(i) = item {
+                    assert_eq!(shards[*i], slot / r.k, "item {i} in its shard's slots");
+                }
+            }
+        }
+        assert!(ShardSlots::rounds(&[]).is_empty());
+        let t = ShardSlots::new(&["A{k}", "B{k}", "C{k}", "D{k}", "E{k}", "F{k}", "G{k}", "H{k}"]);
+        let r = &ShardSlots::rounds(&[1, 1])[0];
+        assert_eq!(r.k, 2);
+        assert!(t.text(r).starts_with("(A0) UNION ALL (A1) UNION ALL (B2) UNION ALL (B3)"));
+    }
+
     use super::*;
 
     #[test]

@@ -246,12 +246,20 @@ impl Groups<'_> {
     /// Reads (slave) the ids of the groups where `user_id` has an active IMGroupMember row,
     /// ordered `updated` desc, `id` desc (not de-duplicated, like the original).
     pub async fn group_ids_of_user(&self, user_id: u32) -> Result<Vec<u32>> {
-        Ok(self
-            .group_ids_of_users(&[user_id])
-            .await?
-            .into_iter()
-            .map(|(_, g)| g)
-            .collect())
+        // Its own statement (not `group_ids_of_users(&[user_id])`): a fixed text that stays
+        // prepared, where an IN list is prepared anew on every call.
+        self.store
+            .slave(async move |c| {
+                im_group_member::table
+                    .filter(im_group_member::user_id.eq(user_id))
+                    .filter(im_group_member::status.eq(0u8))
+                    .order((im_group_member::updated.desc(), im_group_member::id.desc()))
+                    .select(im_group_member::group_id)
+                    .load(c)
+                    .await
+                    .ctx("IMGroupMember groups of user")
+            })
+            .await
     }
 
     /// Reads (slave) the active `(user, group)` memberships of many users in one query

@@ -14,6 +14,7 @@ use diesel::sql_types::{BigInt, Binary, Integer, Nullable, TinyInt, Unsigned};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
+use crate::batch::ShardSlots;
 use crate::cache::Script;
 use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
@@ -377,11 +378,13 @@ impl Messages<'_> {
         begin: u32,
         count: u32,
     ) -> Result<Vec<SingleMessage>> {
+        if count == 0 || a == 0 || b == 0 || a == b {
+            return Ok(Vec::new());
+        }
         self.store
-            .slave(async |c| match crate::relation::find_on(c, a, b).await? {
-                Some(rel) => list_single_on(c, rel, begin, count).await,
-                None => Ok(Vec::new()),
-            })
+            .batches()
+            .list_single
+            .call(PageReq { a, b, begin, count })
             .await
     }
 
@@ -480,21 +483,12 @@ impl Messages<'_> {
             return Ok((Vec::new(), Vec::new()));
         }
         self.store
-            .slave(async |c| {
-                let rels = crate::relation::find_many_on(c, user, peers).await?;
-                let rel_ids: Vec<u32> = rels.values().copied().collect();
-                let singles =
-                    newest_batch_on(c, &NEWEST_SINGLE_PART, &rel_ids, "IMMessage newest many")
-                        .await?;
-                let group_rows =
-                    newest_batch_on(c, &NEWEST_GROUP_PART, groups, "IMGroupMessage newest many")
-                        .await?;
-                let single_out = peers
-                    .iter()
-                    .map(|p| rels.get(p).and_then(|r| singles.get(r)).cloned())
-                    .collect();
-                let group_out = groups.iter().map(|g| group_rows.get(g).cloned()).collect();
-                Ok((single_out, group_out))
+            .batches()
+            .newest
+            .call(NewestReq {
+                user,
+                peers: peers.to_vec(),
+                groups: groups.to_vec(),
             })
             .await
     }
@@ -801,17 +795,19 @@ const NEWEST_GROUP: [&str; 8] = shard_sql!(
 /// Per-shard parts of the batched newest-message query (see [`Messages::newest_many`]).
 const NEWEST_SINGLE_PART: [&str; 8] = shard_sql!(
     IMMessage,
-    "(SELECT relateId AS k, msgId, type, fromId, content FROM ",
-    " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1)"
+    "SELECT relateId AS k, msgId, type, fromId, content FROM ",
+    " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 const NEWEST_GROUP_PART: [&str; 8] = shard_sql!(
     IMGroupMessage,
-    "(SELECT groupId AS k, msgId, type, userId AS fromId, content FROM ",
-    " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1)"
+    "SELECT groupId AS k, msgId, type, userId AS fromId, content FROM ",
+    " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 
-/// Conversations per batched statement.
-const NEWEST_BATCH: usize = 50;
+static NEWEST_SINGLE_SLOTS: std::sync::LazyLock<ShardSlots> =
+    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_SINGLE_PART));
+static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
+    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART));
 
 #[derive(QueryableByName)]
 struct KeyedNewestRow {
@@ -831,29 +827,23 @@ struct KeyedNewestRow {
     content: Vec<u8>,
 }
 
-/// Newest row of each id: `(part_0) UNION ALL (part_1) ...`, only static per-shard texts
-/// and `?` placeholders in the SQL.
+/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots` (ids bound to
+/// their shard's slots, unused slots bound to 0, which matches nothing).
 async fn newest_batch_on(
     c: &mut DbConn,
-    parts: &[&'static str; 8],
+    slots: &ShardSlots,
     ids: &[u32],
     what: &'static str,
 ) -> Result<std::collections::HashMap<u32, Newest>> {
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(NEWEST_BATCH) {
-        let mut sql = String::new();
-        for (i, &id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(" UNION ALL ");
-            }
-            sql.push_str(parts[shard_of(id)]);
+    let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
+    for round in ShardSlots::rounds(&shards) {
+        let mut q = diesel::sql_query(slots.text(&round)).into_boxed::<Mysql>();
+        for slot in &round.layout {
+            q = q.bind::<Unsigned<Integer>, _>(slot.and_then(|i| ids.get(i).copied()).unwrap_or(0));
         }
-        let mut q = diesel::sql_query(sql).into_boxed::<Mysql>();
-        for &id in chunk {
-            q = q.bind::<Unsigned<Integer>, _>(id);
-        }
-        let rows: Vec<KeyedNewestRow> = q.load(c).await.ctx(what)?;
+        let rows: Vec<KeyedNewestRow> = q.cached().load(c).await.ctx(what)?;
         for r in rows {
             out.insert(
                 r.k,
@@ -864,6 +854,170 @@ async fn newest_batch_on(
                     content: r.content,
                 },
             );
+        }
+    }
+    Ok(out)
+}
+
+/// A request of the newest-message coalescer (see [`newest_coalescer`]).
+pub(crate) struct NewestReq {
+    user: u32,
+    peers: Vec<u32>,
+    groups: Vec<u32>,
+}
+
+/// Newest messages of each request's peers and groups, in input order.
+pub(crate) type NewestLists = (Vec<Option<Newest>>, Vec<Option<Newest>>);
+
+/// Coalescer behind [`Messages::newest_many`]: concurrent calls (unread counts, recent
+/// session lists) share one slave unit of work: the relations of all (user, peer) pairs,
+/// then the newest row of every relation and group through the fixed [`ShardSlots`] texts.
+pub(crate) fn newest_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<NewestReq, NewestLists> {
+    crate::batch::Coalescer::spawn("newest", shape, move |reqs: Vec<NewestReq>| {
+        let pools = pools.clone();
+        async move {
+            let n = reqs.len();
+            let outcome = pools.slave(async |c| newest_lists_on(c, &reqs).await).await;
+            crate::batch::fan_out(n, outcome)
+        }
+    })
+}
+
+async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<NewestLists>> {
+    let pairs: Vec<(u32, u32)> = reqs
+        .iter()
+        .flat_map(|r| {
+            r.peers
+                .iter()
+                .filter_map(|&p| crate::relation::ordered_pair(r.user, p))
+        })
+        .collect();
+    let rels = crate::relation::find_pairs_on(c, &pairs).await?;
+    let rel_of = |user: u32, peer: u32| {
+        crate::relation::ordered_pair(user, peer).and_then(|k| rels.get(&k).copied())
+    };
+    let rel_ids: Vec<u32> = reqs
+        .iter()
+        .flat_map(|r| r.peers.iter().filter_map(|&p| rel_of(r.user, p)))
+        .collect();
+    let group_ids: Vec<u32> = reqs.iter().flat_map(|r| r.groups.iter().copied()).collect();
+    let singles = if rel_ids.is_empty() {
+        Default::default()
+    } else {
+        newest_batch_on(c, &NEWEST_SINGLE_SLOTS, &rel_ids, "IMMessage newest many").await?
+    };
+    let group_rows = if group_ids.is_empty() {
+        Default::default()
+    } else {
+        newest_batch_on(c, &NEWEST_GROUP_SLOTS, &group_ids, "IMGroupMessage newest many").await?
+    };
+    Ok(reqs
+        .iter()
+        .map(|r| {
+            let single_out = r
+                .peers
+                .iter()
+                .map(|&p| rel_of(r.user, p).and_then(|rel| singles.get(&rel)).cloned())
+                .collect();
+            let group_out = r.groups.iter().map(|g| group_rows.get(g).cloned()).collect();
+            (single_out, group_out)
+        })
+        .collect())
+}
+
+/// A page request of the fetch coalescer (see [`list_single_coalescer`]).
+pub(crate) struct PageReq {
+    a: u32,
+    b: u32,
+    begin: u32,
+    count: u32,
+}
+
+const LIST_SINGLE_PART: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT CAST({k} AS SIGNED) AS slot, id, relateId, fromId, toId, msgId, content, type, \
+     status, created, updated FROM ",
+    " FORCE INDEX (idx_relateId_status_created) WHERE relateId = ? AND status = 0 \
+     AND (? = 0 OR msgId <= ?) ORDER BY created DESC, id DESC LIMIT ?"
+);
+
+#[derive(QueryableByName)]
+struct SlottedSingle {
+    #[diesel(sql_type = BigInt)]
+    slot: i64,
+    #[diesel(embed)]
+    msg: SingleMessage,
+}
+
+/// Coalescer behind [`Messages::list_single_between`]: the pages of concurrent fetches are
+/// read with one slave unit of work: the relations of all pairs in one `IMRelationShip`
+/// statement, then the pages through the fixed [`ShardSlots`] texts over
+/// `IMMessage_0..7` (one statement per 8 pages of one shard).
+pub(crate) fn list_single_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<PageReq, Vec<SingleMessage>> {
+    let slots = std::sync::Arc::new(ShardSlots::new(&LIST_SINGLE_PART));
+    crate::batch::Coalescer::spawn("list_single", shape, move |reqs: Vec<PageReq>| {
+        let pools = pools.clone();
+        let slots = slots.clone();
+        async move {
+            let n = reqs.len();
+            let outcome = pools
+                .slave(async |c| list_pages_on(c, &slots, &reqs).await)
+                .await;
+            crate::batch::fan_out(n, outcome)
+        }
+    })
+}
+
+async fn list_pages_on(
+    c: &mut DbConn,
+    slots: &ShardSlots,
+    reqs: &[PageReq],
+) -> Result<Vec<Vec<SingleMessage>>> {
+    let pairs: Vec<(u32, u32)> = reqs
+        .iter()
+        .filter_map(|r| crate::relation::ordered_pair(r.a, r.b))
+        .collect();
+    let rels = crate::relation::find_pairs_on(c, &pairs).await?;
+    // (request index, relation) of the requests that have a relation.
+    let todo: Vec<(usize, u32)> = reqs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let key = crate::relation::ordered_pair(r.a, r.b)?;
+            rels.get(&key).map(|&rel| (i, rel))
+        })
+        .collect();
+    let mut out: Vec<Vec<SingleMessage>> = (0..reqs.len()).map(|_| Vec::new()).collect();
+    let shards: Vec<usize> = todo.iter().map(|&(_, rel)| shard_of(rel)).collect();
+    for round in ShardSlots::rounds(&shards) {
+        let mut q = diesel::sql_query(slots.text(&round)).into_boxed::<Mysql>();
+        for slot in &round.layout {
+            let (rel, begin, count) = match slot.and_then(|t| todo.get(t)) {
+                Some(&(i, rel)) => (rel, reqs[i].begin, reqs[i].count),
+                None => (0, 0, 0),
+            };
+            q = q
+                .bind::<Unsigned<Integer>, _>(rel)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(begin)
+                .bind::<Unsigned<Integer>, _>(count);
+        }
+        let rows: Vec<SlottedSingle> = q.cached().load(c).await.ctx("IMMessage list (batch)")?;
+        for r in rows {
+            let target = usize::try_from(r.slot)
+                .ok()
+                .and_then(|slot| round.layout.get(slot).copied().flatten())
+                .and_then(|t| todo.get(t))
+                .map(|&(i, _)| i);
+            if let Some(i) = target {
+                out[i].push(r.msg);
+            }
         }
     }
     Ok(out)

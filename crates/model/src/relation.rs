@@ -115,48 +115,77 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
 }
 
 /// Active relations (status 0, newest row per pair) of `user` with each of `peers`, on an
-/// existing connection: one `IMRelationShip` statement per 50 peers (an OR list of
-/// bound (smallId, bigId) pairs). Peers without one (or 0) are absent from the map.
+/// existing connection (see [`find_pairs_on`]). Peers without one (or 0) are absent from
+/// the map.
 pub async fn find_many_on(
     c: &mut DbConn,
     user: u32,
     peers: &[u32],
 ) -> Result<std::collections::HashMap<u32, u32>> {
-    let mut pairs: Vec<(u32, u32)> = peers.iter().filter_map(|&p| pair(user, p)).collect();
+    let pairs: Vec<(u32, u32)> = peers.iter().filter_map(|&p| pair(user, p)).collect();
+    let found = find_pairs_on(c, &pairs).await?;
+    Ok(peers
+        .iter()
+        .filter_map(|&p| {
+            let key = pair(user, p)?;
+            found.get(&key).map(|&id| (p, id))
+        })
+        .collect())
+}
+
+/// Active relation (status 0, newest row) of each `(smallId, bigId)` pair, keyed by the
+/// pair, on an existing connection. Reads `IMRelationShip`: one statement per 32 pairs,
+/// an OR list of bound pairs padded to a fixed size so the text stays prepared.
+pub(crate) async fn find_pairs_on(
+    c: &mut DbConn,
+    pairs: &[(u32, u32)],
+) -> Result<std::collections::HashMap<(u32, u32), u32>> {
+    let mut pairs: Vec<(u32, u32)> = pairs.to_vec();
     pairs.sort_unstable();
     pairs.dedup();
     let mut out = std::collections::HashMap::with_capacity(pairs.len());
-    for chunk in pairs.chunks(50) {
-        let mut sql = String::from(
-            "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 AND (",
-        );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 {
-                "(smallId = ? AND bigId = ?)"
-            } else {
-                " OR (smallId = ? AND bigId = ?)"
-            });
-        }
-        sql.push_str(") GROUP BY smallId, bigId");
-        let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-        for &(small, big) in chunk {
+    for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+        let Some(&last) = chunk.last() else {
+            continue;
+        };
+        let size = crate::batch::bucket(chunk.len());
+        let mut q = diesel::sql_query(pairs_sql(size)).into_boxed::<diesel::mysql::Mysql>();
+        for i in 0..size {
+            let (small, big) = chunk.get(i).copied().unwrap_or(last);
             q = q
                 .bind::<Unsigned<Integer>, _>(small)
                 .bind::<Unsigned<Integer>, _>(big);
         }
-        let rows: Vec<PairRow> = q.load(c).await.ctx("IMRelationShip find many")?;
+        let rows: Vec<PairRow> = q.cached().load(c).await.ctx("IMRelationShip find many")?;
         for r in rows {
             if let Some(id) = to_id(r.id) {
-                let peer = if r.small_id == user {
-                    r.big_id
-                } else {
-                    r.small_id
-                };
-                out.insert(peer, id);
+                out.insert((r.small_id, r.big_id), id);
             }
         }
     }
     Ok(out)
+}
+
+const PAIRS_PER_STATEMENT: usize = 32;
+
+fn pairs_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 AND (",
+    );
+    for i in 0..n {
+        sql.push_str(if i == 0 {
+            "(smallId = ? AND bigId = ?)"
+        } else {
+            " OR (smallId = ? AND bigId = ?)"
+        });
+    }
+    sql.push_str(") GROUP BY smallId, bigId");
+    sql
+}
+
+/// `(smallId, bigId)` of two users, `None` when either is 0.
+pub(crate) fn ordered_pair(a: u32, b: u32) -> Option<(u32, u32)> {
+    pair(a, b)
 }
 
 #[derive(QueryableByName)]

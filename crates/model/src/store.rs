@@ -123,6 +123,9 @@ pub(crate) struct Batches {
     pub login: crate::batch::Coalescer<String, Option<crate::user::User>>,
     pub send_lookup: crate::batch::Coalescer<(u32, u32), crate::session::SendLookup>,
     pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, ()>,
+    pub newest: crate::batch::Coalescer<crate::message::NewestReq, crate::message::NewestLists>,
+    pub list_single:
+        crate::batch::Coalescer<crate::message::PageReq, Vec<crate::message::SingleMessage>>,
 }
 
 struct Inner {
@@ -234,6 +237,8 @@ impl Store {
             login: crate::user::login_coalescer(pools.clone(), cfg.batch.reads()),
             send_lookup: crate::session::send_lookup_coalescer(pools.clone(), cfg.batch.reads()),
             store_single: crate::message::store_single_coalescer(pools.clone(), cfg.batch.writes()),
+            newest: crate::message::newest_coalescer(pools.clone(), cfg.batch.reads()),
+            list_single: crate::message::list_single_coalescer(pools.clone(), cfg.batch.reads()),
         };
         Ok(Store {
             inner: Arc::new(Inner {
