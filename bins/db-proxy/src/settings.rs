@@ -144,6 +144,13 @@ pub struct Limits {
     /// Verify (`SELECT 1`) a pooled MySQL connection on checkout only when it has been idle
     /// longer than this, ms; 0 verifies on every checkout.
     pub mysql_verify_idle_ms: u64,
+    /// Most concurrent hot-path calls (logins, send lookups, message writes, fetches, newest
+    /// messages) coalesced into one statement or transaction, 1..=32; 1 turns coalescing off.
+    pub batch_max: u64,
+    /// Coalesced read batches of one kind running at once (each on one MySQL connection).
+    pub batch_read_slots: u64,
+    /// Coalesced message-write transactions running at once (each on one master connection).
+    pub batch_write_slots: u64,
 }
 
 /// `[log]`.
@@ -241,6 +248,9 @@ impl Default for Limits {
             connect_timeout_ms: 2_000,
             write_timeout_ms: 30_000,
             mysql_verify_idle_ms: 5_000,
+            batch_max: 16,
+            batch_read_slots: 4,
+            batch_write_slots: 4,
         }
     }
 }
@@ -486,7 +496,7 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         }
     }
     let l = &s.limits;
-    let positive: [(&str, u64); 12] = [
+    let positive: [(&str, u64); 15] = [
         ("limits.max_frame_bytes", l.max_frame_bytes),
         ("limits.max_connections", l.max_connections),
         (
@@ -502,10 +512,27 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         ("limits.msfs_timeout_ms", l.msfs_timeout_ms),
         ("limits.connect_timeout_ms", l.connect_timeout_ms),
         ("limits.write_timeout_ms", l.write_timeout_ms),
+        ("limits.batch_max", l.batch_max),
+        ("limits.batch_read_slots", l.batch_read_slots),
+        ("limits.batch_write_slots", l.batch_write_slots),
     ];
     for (k, v) in positive {
         if v == 0 {
             return bad(k, "must be greater than 0".into());
+        }
+    }
+    if l.batch_max > 32 {
+        return bad(
+            "limits.batch_max",
+            format!("{} is out of range (1-32)", l.batch_max),
+        );
+    }
+    for (k, v) in [
+        ("limits.batch_read_slots", l.batch_read_slots),
+        ("limits.batch_write_slots", l.batch_write_slots),
+    ] {
+        if v > 1024 {
+            return bad(k, format!("{v} is out of range (1-1024)"));
         }
     }
     if l.max_frame_bytes < 16 {
@@ -626,6 +653,13 @@ fn redis_config(name: &str, r: &RedisInstance) -> Result<dbproxy_model::RedisCon
     })
 }
 
+fn usize_of(key: &str, v: u64) -> Result<usize, ConvertError> {
+    usize::try_from(v).map_err(|_| ConvertError {
+        key: key.into(),
+        msg: format!("{v} is out of range"),
+    })
+}
+
 impl Settings {
     /// Backend settings of the model crate.
     pub fn store_config(&self) -> Result<dbproxy_model::StoreConfig, ConvertError> {
@@ -649,7 +683,11 @@ impl Settings {
                 msfs_download: ms(l.msfs_timeout_ms),
                 pool_verify_idle: ms(l.mysql_verify_idle_ms),
             },
-            batch: dbproxy_model::Batching::default(),
+            batch: dbproxy_model::Batching {
+                max_batch: usize_of("limits.batch_max", l.batch_max)?,
+                read_slots: usize_of("limits.batch_read_slots", l.batch_read_slots)?,
+                write_slots: usize_of("limits.batch_write_slots", l.batch_write_slots)?,
+            },
         })
     }
 
@@ -682,12 +720,6 @@ impl Settings {
             listen.push(std::net::SocketAddr::new(ip, port));
         }
         let l = &self.limits;
-        let usize_of = |key: &str, v: u64| {
-            usize::try_from(v).map_err(|_| ConvertError {
-                key: key.into(),
-                msg: format!("{v} is out of range"),
-            })
-        };
         let ms = std::time::Duration::from_millis;
         Ok(dbproxy_transport::ServerConfig {
             listen,

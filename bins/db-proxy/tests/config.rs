@@ -216,6 +216,8 @@ fn toml_file_and_env_override() {
         ("DBPROXY__LIMITS__SHUTDOWN_GRACE_MS", "1500"),
         ("DBPROXY__LIMITS__WRITE_TIMEOUT_MS", "700"),
         ("DBPROXY__LIMITS__MYSQL_VERIFY_IDLE_MS", "0"),
+        ("DBPROXY__LIMITS__BATCH_MAX", "1"),
+        ("DBPROXY__LIMITS__BATCH_WRITE_SLOTS", "9"),
         ("DBPROXY_TEST_MYSQL_URL", "mysql://ignored"),
     ]
     .into_iter()
@@ -235,6 +237,32 @@ fn toml_file_and_env_override() {
     let ms = std::time::Duration::from_millis;
     assert_eq!(s.server_config().unwrap().write_timeout, ms(700));
     assert_eq!(s.store_config().unwrap().timeouts.pool_verify_idle, ms(0));
+    let batch = s.store_config().unwrap().batch;
+    assert_eq!(
+        (batch.max_batch, batch.read_slots, batch.write_slots),
+        (1, 4, 9)
+    );
+}
+
+#[test]
+fn batch_limits_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("[limits]\nbatch_max = 33\n", "limits.batch_max"),
+        ("[limits]\nbatch_max = 0\n", "limits.batch_max"),
+        (
+            "[limits]\nbatch_read_slots = 0\n",
+            "limits.batch_read_slots",
+        ),
+        (
+            "[limits]\nbatch_write_slots = 5000\n",
+            "limits.batch_write_slots",
+        ),
+    ] {
+        let p = write(&dir, "b.toml", text);
+        let err = load_with_env(Some(&p), no_env()).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
 }
 
 #[test]

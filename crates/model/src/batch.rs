@@ -268,10 +268,14 @@ mod tests {
             }
         }
         assert!(ShardSlots::rounds(&[]).is_empty());
-        let t = ShardSlots::new(&["A{k}", "B{k}", "C{k}", "D{k}", "E{k}", "F{k}", "G{k}", "H{k}"]);
+        let t = ShardSlots::new(&[
+            "A{k}", "B{k}", "C{k}", "D{k}", "E{k}", "F{k}", "G{k}", "H{k}",
+        ]);
         let r = &ShardSlots::rounds(&[1, 1])[0];
         assert_eq!(r.k, 2);
-        assert!(t.text(r).starts_with("(A0) UNION ALL (A1) UNION ALL (B2) UNION ALL (B3)"));
+        assert!(t
+            .text(r)
+            .starts_with("(A0) UNION ALL (A1) UNION ALL (B2) UNION ALL (B3)"));
     }
 
     use super::*;

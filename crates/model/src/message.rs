@@ -912,7 +912,13 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
     let group_rows = if group_ids.is_empty() {
         Default::default()
     } else {
-        newest_batch_on(c, &NEWEST_GROUP_SLOTS, &group_ids, "IMGroupMessage newest many").await?
+        newest_batch_on(
+            c,
+            &NEWEST_GROUP_SLOTS,
+            &group_ids,
+            "IMGroupMessage newest many",
+        )
+        .await?
     };
     Ok(reqs
         .iter()
@@ -922,7 +928,11 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
                 .iter()
                 .map(|&p| rel_of(r.user, p).and_then(|rel| singles.get(&rel)).cloned())
                 .collect();
-            let group_out = r.groups.iter().map(|g| group_rows.get(g).cloned()).collect();
+            let group_out = r
+                .groups
+                .iter()
+                .map(|g| group_rows.get(g).cloned())
+                .collect();
             (single_out, group_out)
         })
         .collect())
