@@ -1,13 +1,14 @@
-//! The statements of the send and fetch handlers issued straight through the model crate
+//! The model calls of the send, fetch, login and unread handlers issued straight through the model crate
 //! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
 //! Mirrors behaviour.md §11.10 (single text) and §11.13 (single list).
 
 use dbproxy_model::message::NewSingleMessage;
-use dbproxy_model::{session, unix_now, Db, Store};
+use dbproxy_model::{session, unix_now, Store};
 
-/// Stores one single-chat text message from `from` to `to` like CID_MSG_DATA: both sessions
-/// (found or added), the relation (found or created), a msg id from Redis, the row plus
-/// session bumps in one transaction, the receiver's unread counter. Returns the msg id.
+/// Stores one single-chat text message from `from` to `to` as the CID_MSG_DATA handler
+/// does: the send lookup (both sessions and the relation in one coalesced read), the
+/// locked create paths only for what is missing, a msg id from Redis, the row plus session
+/// bumps in one (coalesced) transaction, the receiver's unread counter. Returns the msg id.
 pub async fn send_single(
     store: &Store,
     from: u32,
@@ -16,16 +17,21 @@ pub async fn send_single(
     content: &[u8],
 ) -> dbproxy_model::Result<u32> {
     let now = unix_now();
-    let s = store
-        .sessions()
-        .get_or_add(from, to, session::SINGLE)
-        .await?;
-    let ps = store
-        .sessions()
-        .get_or_add(to, from, session::SINGLE)
-        .await?;
-    let Some(relate_id) = store.relations().get_or_create(from, to).await? else {
-        return Ok(0);
+    let found = store.sessions().single_send_lookup(from, to).await?;
+    let s = match found.sender_session {
+        Some(id) => id,
+        None => store.sessions().add(from, to, session::SINGLE).await?,
+    };
+    let ps = match found.receiver_session {
+        Some(id) => id,
+        None => store.sessions().add(to, from, session::SINGLE).await?,
+    };
+    let relate_id = match found.relate_id {
+        Some(id) => id,
+        None => match store.relations().get_or_create(from, to).await? {
+            Some(id) => id,
+            None => return Ok(0),
+        },
     };
     let msg_id = store.messages().allocate_single(relate_id).await?;
     let m = NewSingleMessage {
@@ -42,20 +48,45 @@ pub async fn send_single(
     Ok(msg_id)
 }
 
-/// Reads the newest `count` messages of the pair like CID_MSG_LIST_REQUEST (msg_id_begin 0):
-/// relation lookup on the slave, then the list. Returns how many messages came back.
+/// Reads the newest `count` messages of the pair as CID_MSG_LIST_REQUEST (msg_id_begin 0)
+/// does: relation and page in one coalesced slave read. Returns how many came back.
 pub async fn fetch_single(
     store: &Store,
     user: u32,
     peer: u32,
     count: u32,
 ) -> dbproxy_model::Result<usize> {
-    let Some(relate_id) = store.relations().find(Db::Slave, user, peer).await? else {
-        return Ok(0);
-    };
     Ok(store
         .messages()
-        .list_single(relate_id, 0, count)
+        .list_single_between(user, peer, 0, count)
         .await?
         .len())
+}
+
+/// The account lookup and password check of IMValidateReq. Returns whether it matched.
+pub async fn login(store: &Store, name: &str, client_md5: &str) -> dbproxy_model::Result<bool> {
+    Ok(store.users().find_for_login(name).await?.is_some_and(|u| {
+        dbproxy_model::user::md5_hex(format!("{client_md5}{}", u.salt).as_bytes()) == u.password
+    }))
+}
+
+/// The reads of IMUnreadMsgCntReq: single counters and groups (concurrently), group
+/// counters, newest message of each conversation. Returns the number of entries.
+pub async fn unread(store: &Store, user: u32) -> dbproxy_model::Result<usize> {
+    let (counters, groups) = (store.counters(), store.groups());
+    let (singles, group_ids) =
+        tokio::join!(counters.single_counts(user), groups.group_ids_of_user(user));
+    let (singles, group_ids) = (singles?, group_ids?);
+    let group_counts = counters.group_unread(user, &group_ids).await?;
+    let peers: Vec<u32> = singles.iter().map(|&(p, _)| p).collect();
+    let with_unread: Vec<u32> = group_counts
+        .iter()
+        .filter(|(_, n)| n.is_some_and(|n| n > 0))
+        .map(|&(g, _)| g)
+        .collect();
+    let (a, b) = store
+        .messages()
+        .newest_many(user, &peers, &with_unread)
+        .await?;
+    Ok(a.iter().flatten().count() + b.iter().flatten().count())
 }

@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "direct")]
     pub addr: Option<String>,
     /// Backend limit: issue the same model calls straight against MariaDB/Redis in-process
-    /// (no proxy), with conns x depth concurrent workers. Only for send and fetch.
+    /// (no proxy), with conns x depth concurrent workers. Every mode but ceiling.
     #[arg(long)]
     pub direct: bool,
     /// Redis logical database of the bench (FLUSHDB'd first) when the bench owns the backends.

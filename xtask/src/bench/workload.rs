@@ -222,11 +222,16 @@ async fn backend(store: &Store, op: &Op) -> Result<(), Fail> {
                 ));
             }
         }
-        Op::Login { .. } | Op::Unread { .. } => {
-            return Err((
-                Failure::Backend,
-                "--direct supports send and fetch only".to_owned(),
-            ));
+        Op::Login { name } => {
+            if !direct::login(store, name, CLIENT_PASSWORD_MD5)
+                .await
+                .map_err(backend_err)?
+            {
+                return Err((Failure::BadResult, format!("login {name}: no match")));
+            }
+        }
+        Op::Unread { user } => {
+            direct::unread(store, *user).await.map_err(backend_err)?;
         }
     }
     Ok(())
