@@ -225,6 +225,8 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let cpu0 = server_pid.map(|p| procs.cpu_seconds(p));
     let self0 = procs.cpu_seconds(self_pid).ok();
+    let mariadb0 = procs.cpu_seconds_of(MARIADB_NAMES);
+    let redis0 = procs.cpu_seconds_of(REDIS_NAMES);
     live.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
@@ -232,6 +234,8 @@ async fn measure(
     let window = started.elapsed().as_secs_f64();
     let cpu1 = server_pid.map(|p| procs.cpu_seconds(p));
     let self1 = procs.cpu_seconds(self_pid).ok();
+    let mariadb1 = procs.cpu_seconds_of(MARIADB_NAMES);
+    let redis1 = procs.cpu_seconds_of(REDIS_NAMES);
     let rss = server_pid.map(backend::ProcStats::peak_rss_kib);
     live.stop.store(true, Ordering::Relaxed);
     progress.abort();
@@ -256,8 +260,18 @@ async fn measure(
     if let (Some(a), Some(b)) = (self0, self1) {
         report.bench_cpu_s = Some(b - a);
     }
+    if let (Some(a), Some(b)) = (mariadb0, mariadb1) {
+        report.mariadb_cpu_s = Some(b - a);
+    }
+    if let (Some(a), Some(b)) = (redis0, redis1) {
+        report.redis_cpu_s = Some(b - a);
+    }
     Ok(())
 }
+
+/// Process names of a local MariaDB / MySQL server and of Redis (all instances summed).
+const MARIADB_NAMES: &[&str] = &["mariadbd", "mysqld"];
+const REDIS_NAMES: &[&str] = &["redis-server"];
 
 /// Once per second on stderr: elapsed, requests/s and errors of the last second.
 async fn progress(live: Arc<Live>, warmup: u64) {

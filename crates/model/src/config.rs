@@ -35,7 +35,7 @@ impl Default for MysqlConfig {
             database: "teamtalk".into(),
             user: "dbproxy".into(),
             password: "dbproxy".into(),
-            max_connections: 16,
+            max_connections: 8,
             socket: None,
             prefer_socket: true,
         }

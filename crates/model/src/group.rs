@@ -246,20 +246,7 @@ impl Groups<'_> {
     /// Reads (slave) the ids of the groups where `user_id` has an active IMGroupMember row,
     /// ordered `updated` desc, `id` desc (not de-duplicated, like the original).
     pub async fn group_ids_of_user(&self, user_id: u32) -> Result<Vec<u32>> {
-        // Its own statement (not `group_ids_of_users(&[user_id])`): a fixed text that stays
-        // prepared, where an IN list is prepared anew on every call.
-        self.store
-            .slave(async move |c| {
-                im_group_member::table
-                    .filter(im_group_member::user_id.eq(user_id))
-                    .filter(im_group_member::status.eq(0u8))
-                    .order((im_group_member::updated.desc(), im_group_member::id.desc()))
-                    .select(im_group_member::group_id)
-                    .load(c)
-                    .await
-                    .ctx("IMGroupMember groups of user")
-            })
-            .await
+        self.store.batches().groups_of_user.call(user_id).await
     }
 
     /// Reads (slave) the active `(user, group)` memberships of many users in one query
@@ -669,4 +656,76 @@ mod tests {
         assert_eq!(atoi(""), 0);
         assert_eq!(atoi("-1"), u32::MAX);
     }
+}
+
+/// `SELECT userId, groupId ... WHERE status = 0 AND userId IN (?, ...)` for `n` users.
+fn groups_of_users_sql(n: usize) -> String {
+    let mut sql =
+        String::from("SELECT userId, groupId FROM IMGroupMember WHERE status = 0 AND userId IN (?");
+    for _ in 1..n {
+        sql.push_str(", ?");
+    }
+    sql.push_str(") ORDER BY userId, updated DESC, id DESC");
+    sql
+}
+
+#[derive(diesel::QueryableByName)]
+struct MemberRow {
+    #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::Integer>)]
+    #[diesel(column_name = "userId")]
+    user_id: u32,
+    #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::Integer>)]
+    #[diesel(column_name = "groupId")]
+    group_id: u32,
+}
+
+/// Coalescer behind [`Groups::group_ids_of_user`]: the group lists of concurrent calls
+/// (unread counts, mostly) come from one slave statement, an `IN` list of the users padded to
+/// a fixed size so the text stays prepared. Reads `IMGroupMember`.
+pub(crate) fn groups_of_user_coalescer(
+    pools: crate::store::Pools,
+    shape: crate::batch::Shape,
+) -> crate::batch::Coalescer<u32, Vec<u32>> {
+    let texts: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+        crate::batch::BUCKETS
+            .iter()
+            .map(|&n| groups_of_users_sql(n))
+            .collect(),
+    );
+    crate::batch::Coalescer::spawn("groups_of_user", shape, move |users: Vec<u32>| {
+        let pools = pools.clone();
+        let texts = texts.clone();
+        async move {
+            let n = users.len();
+            let outcome = pools
+                .slave(async |c| {
+                    let size = crate::batch::bucket(n);
+                    let i = crate::batch::BUCKETS
+                        .iter()
+                        .position(|&b| b == size)
+                        .unwrap_or(0);
+                    let mut q =
+                        diesel::sql_query(texts[i].as_str()).into_boxed::<diesel::mysql::Mysql>();
+                    for i in 0..size {
+                        let u = users.get(i).or(users.last()).copied().unwrap_or(0);
+                        q = q.bind::<diesel::sql_types::Unsigned<diesel::sql_types::Integer>, _>(u);
+                    }
+                    let rows: Vec<MemberRow> = crate::sql::CacheExt::cached(q)
+                        .load(c)
+                        .await
+                        .ctx("IMGroupMember groups of users (batch)")?;
+                    Ok(users
+                        .iter()
+                        .map(|&u| {
+                            rows.iter()
+                                .filter(|r| r.user_id == u)
+                                .map(|r| r.group_id)
+                                .collect()
+                        })
+                        .collect())
+                })
+                .await;
+            crate::batch::fan_out(n, outcome)
+        }
+    })
 }

@@ -342,38 +342,64 @@ fn bump_sql(n: usize) -> String {
     s
 }
 
-/// One row of the batched send lookup: request index, the session owner (0 for the
-/// relation row) and the id.
+/// One row of the batched send lookup: a session (`kind` 1: owner `a`, peer `b`) or a
+/// relation (`kind` 0: `a` = smallId, `b` = bigId), with its id.
 #[derive(QueryableByName)]
-struct TaggedIdRow {
+struct LookupRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    k: i64,
+    kind: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    owner: i64,
+    a: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    b: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
 }
 
-/// Per-pair parts of the batched send lookup: the newest visible single session of each
-/// side (binds from, to, to, from) and the active relation (binds small, big).
-const SEND_LOOKUP_PARTS: [&str; 2] = [
-    "SELECT CAST({k} AS SIGNED) AS k, CAST(userId AS SIGNED) AS owner, \
-     CAST(MAX(id) AS SIGNED) AS id FROM IMRecentSession \
-     WHERE ((userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)) \
-     AND type = 1 AND status = 0 GROUP BY userId",
-    "SELECT CAST({k} AS SIGNED) AS k, CAST(0 AS SIGNED) AS owner, CAST(id AS SIGNED) AS id \
-     FROM IMRelationShip WHERE smallId = ? AND bigId = ? AND status = 0 \
-     ORDER BY id DESC LIMIT 1",
-];
+/// The send lookup of `n` pairs: ONE statement of two grouped SELECTs, each with an OR list
+/// of bound pairs: the newest visible single session of both sides of every pair
+/// (binds from, to, to, from per pair), then the active relation of every pair (binds small,
+/// big per pair). Far cheaper for MariaDB than one sub-select per pair.
+fn send_lookup_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "(SELECT CAST(1 AS SIGNED) AS kind, CAST(userId AS SIGNED) AS a, \
+         CAST(peerId AS SIGNED) AS b, CAST(MAX(id) AS SIGNED) AS id FROM IMRecentSession \
+         WHERE type = 1 AND status = 0 AND (",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str("(userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)");
+    }
+    sql.push_str(
+        ") GROUP BY userId, peerId) UNION ALL \
+         (SELECT CAST(0 AS SIGNED), CAST(smallId AS SIGNED), CAST(bigId AS SIGNED), \
+         CAST(MAX(id) AS SIGNED) FROM IMRelationShip WHERE status = 0 AND (",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str("(smallId = ? AND bigId = ?)");
+    }
+    sql.push_str(") GROUP BY smallId, bigId)");
+    sql
+}
 
 /// Coalescer behind [`Sessions::single_send_lookup`]: the lookups of concurrent sends share
-/// one master statement (a `UNION ALL` of [`SEND_LOOKUP_PARTS`] per pair, padded to a fixed
-/// size so the text stays prepared). Reads `IMRecentSession` and `IMRelationShip`.
+/// one master statement ([`send_lookup_sql`], padded to a fixed size so the text stays
+/// prepared). Reads `IMRecentSession` and `IMRelationShip`.
 pub(crate) fn send_lookup_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
-    let texts = std::sync::Arc::new(crate::batch::UnionTexts::new(&SEND_LOOKUP_PARTS));
+    let texts: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+        crate::batch::BUCKETS
+            .iter()
+            .map(|&n| send_lookup_sql(n))
+            .collect(),
+    );
     crate::batch::Coalescer::spawn("send_lookup", shape, move |pairs: Vec<(u32, u32)>| {
         let pools = pools.clone();
         let texts = texts.clone();
@@ -381,38 +407,51 @@ pub(crate) fn send_lookup_coalescer(
             let n = pairs.len();
             let outcome = pools
                 .master(async |c| {
-                    let (sql, size) = texts.for_len(n);
-                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                    let size = crate::batch::bucket(n);
+                    let i = crate::batch::BUCKETS
+                        .iter()
+                        .position(|&b| b == size)
+                        .unwrap_or(0);
+                    let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
+                    let mut q =
+                        diesel::sql_query(texts[i].as_str()).into_boxed::<diesel::mysql::Mysql>();
                     for i in 0..size {
-                        let (from, to) = pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
-                        let (small, big) = (from.min(to), from.max(to));
-                        for v in [from, to, to, from, small, big] {
+                        let (from, to) = pick(i);
+                        for v in [from, to, to, from] {
                             q = q.bind::<Unsigned<Integer>, _>(v);
                         }
                     }
-                    let rows: Vec<TaggedIdRow> =
+                    for i in 0..size {
+                        let (from, to) = pick(i);
+                        q = q
+                            .bind::<Unsigned<Integer>, _>(from.min(to))
+                            .bind::<Unsigned<Integer>, _>(from.max(to));
+                    }
+                    let rows: Vec<LookupRow> =
                         q.cached().load(c).await.ctx("send lookup (batch)")?;
-                    let mut out = vec![SendLookup::default(); n];
+                    let mut sessions = std::collections::HashMap::new();
+                    let mut relations = std::collections::HashMap::new();
                     for r in rows {
-                        let Some(found) = usize::try_from(r.k).ok().and_then(|k| out.get_mut(k))
-                        else {
+                        let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
                             continue;
                         };
-                        let Some(&(from, to)) =
-                            usize::try_from(r.k).ok().and_then(|k| pairs.get(k))
-                        else {
+                        let Some(id) = u32::try_from(r.id).ok().filter(|&v| v != 0) else {
                             continue;
                         };
-                        let id = u32::try_from(r.id).ok().filter(|&v| v != 0);
-                        if r.owner == 0 {
-                            found.relate_id = id;
-                        } else if r.owner == i64::from(from) {
-                            found.sender_session = id;
-                        } else if r.owner == i64::from(to) {
-                            found.receiver_session = id;
+                        if r.kind == 1 {
+                            sessions.insert((a, b), id);
+                        } else {
+                            relations.insert((a, b), id);
                         }
                     }
-                    Ok(out)
+                    Ok(pairs
+                        .iter()
+                        .map(|&(from, to)| SendLookup {
+                            sender_session: sessions.get(&(from, to)).copied(),
+                            receiver_session: sessions.get(&(to, from)).copied(),
+                            relate_id: relations.get(&(from.min(to), from.max(to))).copied(),
+                        })
+                        .collect())
                 })
                 .await;
             crate::batch::fan_out(n, outcome)

@@ -123,6 +123,7 @@ pub(crate) struct Batches {
     pub login: crate::batch::Coalescer<String, Option<crate::user::User>>,
     pub send_lookup: crate::batch::Coalescer<(u32, u32), crate::session::SendLookup>,
     pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, ()>,
+    pub groups_of_user: crate::batch::Coalescer<u32, Vec<u32>>,
     pub newest: crate::batch::Coalescer<crate::message::NewestReq, crate::message::NewestLists>,
     pub list_single:
         crate::batch::Coalescer<crate::message::PageReq, Vec<crate::message::SingleMessage>>,
@@ -237,6 +238,10 @@ impl Store {
             login: crate::user::login_coalescer(pools.clone(), cfg.batch.reads()),
             send_lookup: crate::session::send_lookup_coalescer(pools.clone(), cfg.batch.reads()),
             store_single: crate::message::store_single_coalescer(pools.clone(), cfg.batch.writes()),
+            groups_of_user: crate::group::groups_of_user_coalescer(
+                pools.clone(),
+                cfg.batch.reads(),
+            ),
             newest: crate::message::newest_coalescer(pools.clone(), cfg.batch.reads()),
             list_single: crate::message::list_single_coalescer(pools.clone(), cfg.batch.reads()),
         };

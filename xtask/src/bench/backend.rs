@@ -273,6 +273,30 @@ impl ProcStats {
         Ok((field(14)? + field(15)?) as f64 / self.ticks)
     }
 
+    /// Summed utime + stime, in seconds, of the local processes whose name (`comm`) is one
+    /// of `names` (e.g. `mariadbd`), or `None` when none runs here (remote backends).
+    pub fn cpu_seconds_of(&self, names: &[&str]) -> Option<f64> {
+        let mut total = None;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+                continue;
+            };
+            if names.contains(&comm.trim()) {
+                if let Ok(c) = self.cpu_seconds(pid) {
+                    total = Some(total.unwrap_or(0.0) + c);
+                }
+            }
+        }
+        total
+    }
+
     /// Peak resident set size (VmHWM) of `pid` in KiB.
     pub fn peak_rss_kib(pid: u32) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

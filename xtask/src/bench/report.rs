@@ -33,6 +33,11 @@ pub struct Report {
     /// utime + stime of the bench process itself over the window, s (includes the in-process
     /// server in ceiling mode and the model calls in direct mode).
     pub bench_cpu_s: Option<f64>,
+    /// utime + stime of the local MariaDB server over the window, s (`None` when it runs
+    /// elsewhere): with the others, shows which process uses the two cores.
+    pub mariadb_cpu_s: Option<f64>,
+    /// utime + stime of the local redis-server processes over the window, s.
+    pub redis_cpu_s: Option<f64>,
     /// One of the failures, for diagnosis.
     pub last_error: Option<String>,
 }
@@ -56,6 +61,8 @@ impl Report {
             server_cpu_s: None,
             server_peak_rss_mib: None,
             bench_cpu_s: None,
+            mariadb_cpu_s: None,
+            redis_cpu_s: None,
             last_error: None,
         }
     }
@@ -102,6 +109,12 @@ impl Report {
         }
         if let Some(c) = self.bench_cpu_s {
             line.push_str(&format!(" bench_cpu={c:.2}s"));
+        }
+        if let Some(c) = self.mariadb_cpu_s {
+            line.push_str(&format!(" mariadb_cpu={c:.2}s"));
+        }
+        if let Some(c) = self.redis_cpu_s {
+            line.push_str(&format!(" redis_cpu={c:.2}s"));
         }
         line.push_str(&format!(" target=\"{}\"", self.target));
         if self.errors > 0 {
