@@ -178,6 +178,8 @@ const SLOT_SIZES: [usize; 4] = [1, 2, 4, 8];
 /// stays prepared on the connection.
 pub(crate) struct ShardSlots {
     texts: Vec<String>,
+    /// One part alone per shard (tag 0): for a single item, no padding probes at all.
+    singles: Vec<String>,
 }
 
 /// One statement's worth of items: `layout[s * k + j]` is the item in slot j of shard s.
@@ -205,7 +207,13 @@ impl ShardSlots {
                 sql
             })
             .collect();
-        ShardSlots { texts }
+        let singles = parts.iter().map(|p| p.replace("{k}", "0")).collect();
+        ShardSlots { texts, singles }
+    }
+
+    /// The part of `shard` alone, tagged 0.
+    pub(crate) fn single(&self, shard: usize) -> &str {
+        &self.singles[shard % 8]
     }
 
     /// The text of a round.

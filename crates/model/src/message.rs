@@ -838,11 +838,27 @@ async fn newest_batch_on(
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
-    for round in ShardSlots::rounds(&shards) {
-        let mut q = diesel::sql_query(slots.text(&round)).into_boxed::<Mysql>();
-        for slot in &round.layout {
-            q = q.bind::<Unsigned<Integer>, _>(slot.and_then(|i| ids.get(i).copied()).unwrap_or(0));
-        }
+    let rounds = if ids.len() == 1 {
+        // One id: its shard's part alone, without the padding probes of a slot round.
+        vec![None]
+    } else {
+        ShardSlots::rounds(&shards).into_iter().map(Some).collect()
+    };
+    for round in rounds {
+        let q = match &round {
+            None => diesel::sql_query(slots.single(shards[0]))
+                .into_boxed::<Mysql>()
+                .bind::<Unsigned<Integer>, _>(ids[0]),
+            Some(round) => {
+                let mut q = diesel::sql_query(slots.text(round)).into_boxed::<Mysql>();
+                for slot in &round.layout {
+                    q = q.bind::<Unsigned<Integer>, _>(
+                        slot.and_then(|i| ids.get(i).copied()).unwrap_or(0),
+                    );
+                }
+                q
+            }
+        };
         let rows: Vec<KeyedNewestRow> = q.cached().load(c).await.ctx(what)?;
         for r in rows {
             out.insert(
@@ -1004,6 +1020,21 @@ async fn list_pages_on(
         })
         .collect();
     let mut out: Vec<Vec<SingleMessage>> = (0..reqs.len()).map(|_| Vec::new()).collect();
+    if let [(i, rel)] = todo[..] {
+        // One page: its shard's part alone, without the padding probes of a slot round.
+        let r = &reqs[i];
+        let rows: Vec<SlottedSingle> = diesel::sql_query(slots.single(shard_of(rel)))
+            .bind::<Unsigned<Integer>, _>(rel)
+            .bind::<Unsigned<Integer>, _>(r.begin)
+            .bind::<Unsigned<Integer>, _>(r.begin)
+            .bind::<Unsigned<Integer>, _>(r.count)
+            .cached()
+            .load(c)
+            .await
+            .ctx("IMMessage list")?;
+        out[i] = rows.into_iter().map(|r| r.msg).collect();
+        return Ok(out);
+    }
     let shards: Vec<usize> = todo.iter().map(|&(_, rel)| shard_of(rel)).collect();
     for round in ShardSlots::rounds(&shards) {
         let mut q = diesel::sql_query(slots.text(&round)).into_boxed::<Mysql>();

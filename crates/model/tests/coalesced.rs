@@ -332,3 +332,90 @@ async fn a_bad_message_in_a_batch_fails_alone() {
     assert!(rows.iter().all(|r| r.from_id == 1));
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pages_and_newest_reads_get_their_own_rows() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    // 12 pairs (1, 100 + i) over all shards, pair i holds i + 1 messages "p<i> m<n>".
+    let mut rels = Vec::new();
+    for i in 0..12u32 {
+        let peer = 100 + i;
+        let rel = s.relations().get_or_create(1, peer).await.unwrap().unwrap();
+        for n in 1..=i + 1 {
+            let text = format!("p{i} m{n}");
+            s.messages()
+                .store_single(
+                    &NewSingleMessage {
+                        relate_id: rel,
+                        from_id: 1,
+                        to_id: peer,
+                        msg_id: n,
+                        content: text.as_bytes(),
+                        kind: 1,
+                        created: 1_700_000_000 + n,
+                    },
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        rels.push(rel);
+    }
+    // Pages: every pair twice (all, and from msg 2 at most 1 row), a pair without a relation,
+    // and a zero count; all at once so they share batches.
+    let mut tasks = Vec::new();
+    for i in 0..12u32 {
+        for (begin, count) in [(0u32, 50u32), (2, 1)] {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let got = s
+                    .messages()
+                    .list_single_between(100 + i, 1, begin, count)
+                    .await
+                    .unwrap();
+                let ids: Vec<u32> = got.iter().map(|m| m.msg_id).collect();
+                let want: Vec<u32> = if begin == 0 {
+                    (1..=i + 1).rev().collect()
+                } else {
+                    (1..=(i + 1).min(2)).rev().take(1).collect()
+                };
+                assert_eq!(ids, want, "pair {i}, begin {begin}, count {count}");
+                assert!(got
+                    .iter()
+                    .all(|m| m.content == format!("p{i} m{}", m.msg_id).as_bytes()));
+            }));
+        }
+    }
+    for (a, b, count) in [(1u32, 999u32, 20u32), (1, 100, 0)] {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let got = s.messages().list_single_between(a, b, 0, count).await.unwrap();
+            assert!(got.is_empty(), "({a}, {b}, {count})");
+        }));
+    }
+    // Newest reads: one peer alone, several peers, and unknown peers, concurrently.
+    for peers in [vec![105u32], (100..112).collect::<Vec<_>>(), vec![999, 103]] {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (singles, groups) = s.messages().newest_many(1, &peers, &[]).await.unwrap();
+            assert!(groups.is_empty());
+            assert_eq!(singles.len(), peers.len());
+            for (peer, got) in peers.iter().zip(singles) {
+                if *peer == 999 {
+                    assert!(got.is_none());
+                    continue;
+                }
+                let i = peer - 100;
+                let got = got.expect("newest found");
+                assert_eq!(got.msg_id, i + 1, "peer {peer}");
+                assert_eq!(got.content, format!("p{i} m{}", i + 1).as_bytes());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    env.cleanup().await;
+}
