@@ -391,7 +391,11 @@ async fn concurrent_pages_and_newest_reads_get_their_own_rows() {
     for (a, b, count) in [(1u32, 999u32, 20u32), (1, 100, 0)] {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            let got = s.messages().list_single_between(a, b, 0, count).await.unwrap();
+            let got = s
+                .messages()
+                .list_single_between(a, b, 0, count)
+                .await
+                .unwrap();
             assert!(got.is_empty(), "({a}, {b}, {count})");
         }));
     }
