@@ -614,7 +614,10 @@ pub(crate) fn store_single_coalescer(
             .await;
             match together {
                 Ok(()) => (0..n).map(|_| Ok(())).collect(),
-                Err(e) if n == 1 => vec![Err(e)],
+                // Unknown outcome (the COMMIT or the whole unit may have reached the
+                // server): storing the messages again could duplicate them, so every caller
+                // gets the error. Likewise for a lone message.
+                Err(e) if n == 1 || !rolled_back(&e) => crate::batch::fan_out(n, Err(e)),
                 Err(e) => {
                     tracing::warn!(error = %e, n, "message batch failed; storing one by one");
                     let mut out = Vec::with_capacity(n);
@@ -632,6 +635,20 @@ pub(crate) fn store_single_coalescer(
             }
         }
     })
+}
+
+/// Whether a failed message transaction certainly stored nothing: a statement inside it
+/// failed (the transaction was rolled back), as opposed to a failed or timed-out COMMIT or
+/// a timeout of the whole unit, whose outcome is unknown.
+fn rolled_back(e: &Error) -> bool {
+    match e {
+        Error::Mysql { context, .. } => context != "COMMIT",
+        Error::Invalid(_) | Error::NotFound(_) => true,
+        // No connection: nothing was sent, but storing one by one would only wait again.
+        Error::Pool { .. } | Error::Timeout { .. } | Error::Redis { .. } | Error::Http { .. } => {
+            false
+        }
+    }
 }
 
 /// The statements of one message batch, inside the caller's transaction.
@@ -1062,4 +1079,31 @@ async fn list_pages_on(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_certain_rollbacks_are_stored_again_one_by_one() {
+        let db = |context: &str| Error::Mysql {
+            context: context.into(),
+            source: diesel::result::Error::BrokenTransactionManager,
+        };
+        assert!(rolled_back(&db("IMMessage insert")));
+        assert!(rolled_back(&db("BEGIN")));
+        assert!(
+            !rolled_back(&db("COMMIT")),
+            "a failed COMMIT may have committed"
+        );
+        assert!(!rolled_back(&Error::Timeout {
+            what: "mysql master unit of work".into(),
+            after: std::time::Duration::from_secs(5),
+        }));
+        assert!(!rolled_back(&Error::Pool {
+            pool: "master",
+            reason: "timeout".into(),
+        }));
+    }
 }
