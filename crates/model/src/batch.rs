@@ -180,6 +180,17 @@ pub(crate) struct ShardSlots {
     texts: Vec<String>,
     /// One part alone per shard (tag 0): for a single item, no padding probes at all.
     singles: Vec<String>,
+    /// The parts, `{k}` not yet replaced (for one-off exact texts).
+    parts: Vec<String>,
+}
+
+/// One statement of a [`ShardSlots`] read: its text, whether that text is one of the fixed
+/// ones (kept prepared) or a one-off, and `items[tag]`: the item a row tagged `tag` answers
+/// (`None`: a padding slot, bound to values that match nothing).
+pub(crate) struct SlotPlan<'a> {
+    pub sql: std::borrow::Cow<'a, str>,
+    pub prepared: bool,
+    pub items: Vec<Option<usize>>,
 }
 
 /// One statement's worth of items: `layout[s * k + j]` is the item in slot j of shard s.
@@ -208,7 +219,54 @@ impl ShardSlots {
             })
             .collect();
         let singles = parts.iter().map(|p| p.replace("{k}", "0")).collect();
-        ShardSlots { texts, singles }
+        ShardSlots {
+            texts,
+            singles,
+            parts: parts.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// The statements that read items of the given shards: per round, the fixed padded
+    /// text; a lone item's part alone; or, when padding would be more than half of a
+    /// round's parts, a one-off text of exactly its items (one more round trip to prepare,
+    /// but no wasted probes: MariaDB's cost is per part).
+    pub(crate) fn plan(&self, shards: &[usize]) -> Vec<SlotPlan<'_>> {
+        Self::rounds(shards)
+            .into_iter()
+            .map(|round| {
+                let real: Vec<usize> = round.layout.iter().flatten().copied().collect();
+                match real[..] {
+                    [only] => SlotPlan {
+                        sql: self.single(shards[only]).into(),
+                        prepared: true,
+                        items: vec![Some(only)],
+                    },
+                    _ if round.layout.len() > 2 * real.len() => {
+                        let mut sql = String::new();
+                        for (tag, &i) in real.iter().enumerate() {
+                            if tag > 0 {
+                                sql.push_str(" UNION ALL ");
+                            }
+                            sql.push('(');
+                            sql.push_str(
+                                &self.parts[shards[i] % 8].replace("{k}", &tag.to_string()),
+                            );
+                            sql.push(')');
+                        }
+                        SlotPlan {
+                            sql: sql.into(),
+                            prepared: false,
+                            items: real.into_iter().map(Some).collect(),
+                        }
+                    }
+                    _ => SlotPlan {
+                        sql: self.text(&round).into(),
+                        prepared: true,
+                        items: round.layout,
+                    },
+                }
+            })
+            .collect()
     }
 
     /// The part of `shard` alone, tagged 0.

@@ -855,28 +855,17 @@ async fn newest_batch_on(
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
-    let rounds = if ids.len() == 1 {
-        // One id: its shard's part alone, without the padding probes of a slot round.
-        vec![None]
-    } else {
-        ShardSlots::rounds(&shards).into_iter().map(Some).collect()
-    };
-    for round in rounds {
-        let q = match &round {
-            None => diesel::sql_query(slots.single(shards[0]))
-                .into_boxed::<Mysql>()
-                .bind::<Unsigned<Integer>, _>(ids[0]),
-            Some(round) => {
-                let mut q = diesel::sql_query(slots.text(round)).into_boxed::<Mysql>();
-                for slot in &round.layout {
-                    q = q.bind::<Unsigned<Integer>, _>(
-                        slot.and_then(|i| ids.get(i).copied()).unwrap_or(0),
-                    );
-                }
-                q
-            }
-        };
-        let rows: Vec<KeyedNewestRow> = q.cached().load(c).await.ctx(what)?;
+    for plan in slots.plan(&shards) {
+        let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
+        for item in &plan.items {
+            q = q.bind::<Unsigned<Integer>, _>(item.and_then(|i| ids.get(i).copied()).unwrap_or(0));
+        }
+        let rows: Vec<KeyedNewestRow> = if plan.prepared {
+            q.cached().load(c).await
+        } else {
+            q.load(c).await
+        }
+        .ctx(what)?;
         for r in rows {
             out.insert(
                 r.k,
@@ -1037,26 +1026,11 @@ async fn list_pages_on(
         })
         .collect();
     let mut out: Vec<Vec<SingleMessage>> = (0..reqs.len()).map(|_| Vec::new()).collect();
-    if let [(i, rel)] = todo[..] {
-        // One page: its shard's part alone, without the padding probes of a slot round.
-        let r = &reqs[i];
-        let rows: Vec<SlottedSingle> = diesel::sql_query(slots.single(shard_of(rel)))
-            .bind::<Unsigned<Integer>, _>(rel)
-            .bind::<Unsigned<Integer>, _>(r.begin)
-            .bind::<Unsigned<Integer>, _>(r.begin)
-            .bind::<Unsigned<Integer>, _>(r.count)
-            .cached()
-            .load(c)
-            .await
-            .ctx("IMMessage list")?;
-        out[i] = rows.into_iter().map(|r| r.msg).collect();
-        return Ok(out);
-    }
     let shards: Vec<usize> = todo.iter().map(|&(_, rel)| shard_of(rel)).collect();
-    for round in ShardSlots::rounds(&shards) {
-        let mut q = diesel::sql_query(slots.text(&round)).into_boxed::<Mysql>();
-        for slot in &round.layout {
-            let (rel, begin, count) = match slot.and_then(|t| todo.get(t)) {
+    for plan in slots.plan(&shards) {
+        let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
+        for item in &plan.items {
+            let (rel, begin, count) = match item.and_then(|t| todo.get(t)) {
                 Some(&(i, rel)) => (rel, reqs[i].begin, reqs[i].count),
                 None => (0, 0, 0),
             };
@@ -1066,11 +1040,16 @@ async fn list_pages_on(
                 .bind::<Unsigned<Integer>, _>(begin)
                 .bind::<Unsigned<Integer>, _>(count);
         }
-        let rows: Vec<SlottedSingle> = q.cached().load(c).await.ctx("IMMessage list (batch)")?;
+        let rows: Vec<SlottedSingle> = if plan.prepared {
+            q.cached().load(c).await
+        } else {
+            q.load(c).await
+        }
+        .ctx("IMMessage list (batch)")?;
         for r in rows {
             let target = usize::try_from(r.slot)
                 .ok()
-                .and_then(|slot| round.layout.get(slot).copied().flatten())
+                .and_then(|tag| plan.items.get(tag).copied().flatten())
                 .and_then(|t| todo.get(t))
                 .map(|&(i, _)| i);
             if let Some(i) = target {
