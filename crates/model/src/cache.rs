@@ -110,8 +110,9 @@ impl std::fmt::Debug for Cache {
 }
 
 /// Maximum multiplexed connections per Redis pool (fred pipelines commands per connection,
-/// so the original's 16–48 blocking connections are not needed).
-const MAX_REDIS_CONNECTIONS: usize = 8;
+/// so the original's 16–48 blocking connections are not needed; on the reference machine
+/// 2 connections gave more throughput and less memory than 8, see BENCHMARKS.md).
+const MAX_REDIS_CONNECTIONS: usize = 2;
 
 impl Cache {
     /// Connect a pool (initial connect bounded by `timeouts.connect`). Reconnects forever

@@ -35,7 +35,7 @@ impl Default for MysqlConfig {
             database: "teamtalk".into(),
             user: "dbproxy".into(),
             password: "dbproxy".into(),
-            max_connections: 8,
+            max_connections: 4,
             socket: None,
             prefer_socket: true,
         }
@@ -84,7 +84,7 @@ pub struct RedisConfig {
     pub port: u16,
     /// Logical database selected after connecting.
     pub db: u8,
-    /// Number of multiplexed connections in the pool (`<cache>_maxconncnt`, capped).
+    /// Number of multiplexed connections in the pool (`<cache>_maxconncnt`, capped at 2).
     pub max_connections: usize,
 }
 
