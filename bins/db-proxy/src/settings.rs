@@ -179,7 +179,7 @@ impl Default for ServerSettings {
         Self {
             listen: vec!["0.0.0.0".into()],
             port: 10600,
-            threads: 2,
+            threads: 1,
             msfs_url: "http://127.0.0.1:8700/".into(),
             aes_key: "12345678901234567890123456789012".into(),
             pid_file: String::new(),
