@@ -201,6 +201,9 @@ impl Store {
     /// any Redis instance is unreachable — the original exits in that case too.
     /// Master and slave share one pool when their settings are equal; Redis instances
     /// with the same host/port/db share one connection pool.
+    /// Starts the request coalescers ([`crate::config::Batching`]) as tasks on the current
+    /// tokio runtime: use the `Store` while that runtime runs (calls fail with an error,
+    /// never hang, once it is gone).
     pub async fn connect(cfg: &StoreConfig) -> Result<Store> {
         let t = &cfg.timeouts;
         let master = build_pool(&cfg.master, t)?;
