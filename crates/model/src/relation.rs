@@ -115,7 +115,7 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
 }
 
 /// Active relations (status 0, newest row per pair) of `user` with each of `peers`, on an
-/// existing connection (see [`find_pairs_on`]). Peers without one (or 0) are absent from
+/// existing connection (one grouped OR-list statement per 32 pairs). Peers without one (or 0) are absent from
 /// the map.
 pub async fn find_many_on(
     c: &mut DbConn,

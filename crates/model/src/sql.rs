@@ -1,7 +1,7 @@
 //! Static SQL texts as prepared statements kept per connection.
 //!
 //! diesel treats every `sql_query` as "unsafe to cache": diesel-async then prepares it,
-//! executes it and closes it again — two round trips per statement. [`CacheExt::cached`]
+//! executes it and closes it again — two round trips per statement. `CacheExt::cached`
 //! marks a statement with a static text cacheable: diesel-async keeps it prepared on the connection, keyed by its SQL text, and
 //! later uses cost one round trip. Texts built at run time (IN lists, UNION ALL batches)
 //! keep using `diesel::sql_query` and stay uncached.
