@@ -510,3 +510,57 @@ async fn voice_messages_via_msfs() {
     assert_eq!(list(&c, b, a, SessionType::Single, 0, 10).await, vec![3, 1]);
     srv.stop().await;
 }
+
+/// Many sends in flight at once over several connections (so the server coalesces their
+/// lookups and writes): every message is acknowledged with its own id, stored once, and
+/// the unread counters and lists add up exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_are_stored_once_with_exact_counts() {
+    let srv = TestServer::start().await;
+    let hub = srv.user("hub").await;
+    let mut spokes = Vec::new();
+    for i in 0..6 {
+        spokes.push(srv.user(&format!("spoke{i}")).await);
+    }
+    let clients = [srv.client().await, srv.client().await, srv.client().await];
+    const PER_SPOKE: u32 = 30;
+    let mut tasks = Vec::new();
+    for (n, &spoke) in spokes.iter().enumerate() {
+        for k in 0..PER_SPOKE {
+            let c = clients[(n + k as usize) % clients.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                let body = format!("spoke {spoke} says {k} with 'quotes'");
+                let m = text(spoke, hub, MsgType::SingleText, body.as_bytes(), 7000 + k);
+                (spoke, send(&c, &m).await)
+            }));
+        }
+    }
+    let mut ids: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    for t in tasks {
+        let (spoke, id) = t.await.unwrap();
+        ids.entry(spoke).or_default().push(id);
+    }
+    let c = &clients[0];
+    for &spoke in &spokes {
+        let mut got = ids.remove(&spoke).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (1..=PER_SPOKE).collect::<Vec<_>>(), "ids of spoke {spoke}");
+        let mut stored = list(c, hub, spoke, SessionType::Single, 0, 100).await;
+        stored.sort_unstable();
+        assert_eq!(stored, (1..=PER_SPOKE).collect::<Vec<_>>(), "stored once");
+    }
+    let u = unread(c, hub).await;
+    assert_eq!(u.total_cnt, PER_SPOKE * spokes.len() as u32);
+    assert_eq!(u.unreadinfo_list.len(), spokes.len());
+    for e in &u.unreadinfo_list {
+        assert!(spokes.contains(&e.session_id));
+        assert_eq!((e.unread_cnt, e.latest_msg_id > 0), (PER_SPOKE, true));
+    }
+    // Every spoke's session of the hub and the hub's sessions exist once.
+    let sessions = recent(c, hub).await;
+    let mut peers: Vec<u32> = sessions.iter().map(|s| s.session_id).collect();
+    peers.sort_unstable();
+    let mut want = spokes.clone();
+    want.sort_unstable();
+    assert_eq!(peers, want);
+}
