@@ -544,7 +544,11 @@ async fn concurrent_sends_are_stored_once_with_exact_counts() {
     for &spoke in &spokes {
         let mut got = ids.remove(&spoke).unwrap();
         got.sort_unstable();
-        assert_eq!(got, (1..=PER_SPOKE).collect::<Vec<_>>(), "ids of spoke {spoke}");
+        assert_eq!(
+            got,
+            (1..=PER_SPOKE).collect::<Vec<_>>(),
+            "ids of spoke {spoke}"
+        );
         let mut stored = list(c, hub, spoke, SessionType::Single, 0, 100).await;
         stored.sort_unstable();
         assert_eq!(stored, (1..=PER_SPOKE).collect::<Vec<_>>(), "stored once");
