@@ -130,37 +130,30 @@ pub(crate) fn bucket(n: usize) -> usize {
         .unwrap_or(BUCKETS[BUCKETS.len() - 1])
 }
 
-/// `(a_0) UNION ALL (b_0) UNION ALL (a_1) UNION ALL (b_1) ...`: the `parts` of each of
-/// `n` requests, where `{k}` becomes the request's index (a literal tag telling which
-/// request a row answers). Bind the parameters in the same order.
-pub(crate) fn tagged_union(parts: &[&str], n: usize) -> String {
-    let mut sql = String::new();
-    for k in 0..n {
-        for part in parts {
-            if !sql.is_empty() {
-                sql.push_str(" UNION ALL ");
-            }
-            sql.push('(');
-            sql.push_str(&part.replace("{k}", &k.to_string()));
-            sql.push(')');
-        }
-    }
-    sql
+/// `(part_0) UNION ALL (part_1) ...`: `n` copies of `part`, where `{k}` becomes the copy's
+/// index (a literal tag telling which request a row answers).
+pub(crate) fn tagged_union(part: &str, n: usize) -> String {
+    (0..n)
+        .map(|k| format!("({})", part.replace("{k}", &k.to_string())))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
-/// Texts of [`tagged_union`] for every bucket size, built once.
-pub(crate) struct UnionTexts {
+/// One statement text per bucket size, built once: batched statements are padded to a
+/// bucket so their text is one of a few and stays prepared on each connection.
+pub(crate) struct BucketTexts {
     texts: Vec<String>,
 }
 
-impl UnionTexts {
-    pub(crate) fn new(parts: &[&str]) -> Self {
-        UnionTexts {
-            texts: BUCKETS.iter().map(|&n| tagged_union(parts, n)).collect(),
+impl BucketTexts {
+    /// Texts `build(n)` for every size in [`BUCKETS`].
+    pub(crate) fn new(build: impl Fn(usize) -> String) -> Self {
+        BucketTexts {
+            texts: BUCKETS.iter().map(|&n| build(n)).collect(),
         }
     }
 
-    /// The text for `n` requests and its padded size.
+    /// The text for `n` items (n ≤ 32) and the padded size it expects.
     pub(crate) fn for_len(&self, n: usize) -> (&str, usize) {
         let b = bucket(n);
         let i = BUCKETS.iter().position(|&x| x == b).unwrap_or(0);
@@ -357,14 +350,12 @@ mod tests {
     #[test]
     fn union_tags_each_copy() {
         assert_eq!(
-            tagged_union(&["SELECT {k} AS k FROM t WHERE a = ?"], 2),
+            tagged_union("SELECT {k} AS k FROM t WHERE a = ?", 2),
             "(SELECT 0 AS k FROM t WHERE a = ?) UNION ALL (SELECT 1 AS k FROM t WHERE a = ?)"
         );
-        assert_eq!(
-            tagged_union(&["SELECT {k} FROM a", "SELECT {k} FROM b"], 2),
-            "(SELECT 0 FROM a) UNION ALL (SELECT 0 FROM b) UNION ALL \
-             (SELECT 1 FROM a) UNION ALL (SELECT 1 FROM b)"
-        );
+        let texts = BucketTexts::new(|n| format!("IN {n}"));
+        assert_eq!(texts.for_len(3), ("IN 4", 4));
+        assert_eq!(texts.for_len(1), ("IN 1", 1));
     }
 
     #[tokio::test]

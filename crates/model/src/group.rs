@@ -686,12 +686,7 @@ pub(crate) fn groups_of_user_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
 ) -> crate::batch::Coalescer<u32, Vec<u32>> {
-    let texts: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
-        crate::batch::BUCKETS
-            .iter()
-            .map(|&n| groups_of_users_sql(n))
-            .collect(),
-    );
+    let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(groups_of_users_sql));
     crate::batch::Coalescer::spawn("groups_of_user", shape, move |users: Vec<u32>| {
         let pools = pools.clone();
         let texts = texts.clone();
@@ -699,13 +694,8 @@ pub(crate) fn groups_of_user_coalescer(
             let n = users.len();
             let outcome = pools
                 .slave(async |c| {
-                    let size = crate::batch::bucket(n);
-                    let i = crate::batch::BUCKETS
-                        .iter()
-                        .position(|&b| b == size)
-                        .unwrap_or(0);
-                    let mut q =
-                        diesel::sql_query(texts[i].as_str()).into_boxed::<diesel::mysql::Mysql>();
+                    let (sql, size) = texts.for_len(n);
+                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
                     for i in 0..size {
                         let u = users.get(i).or(users.last()).copied().unwrap_or(0);
                         q = q.bind::<diesel::sql_types::Unsigned<diesel::sql_types::Integer>, _>(u);

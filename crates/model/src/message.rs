@@ -466,13 +466,12 @@ impl Messages<'_> {
             .await
     }
 
-    /// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12)
-    /// in ONE slave unit of work: the active relations with all `peers` (`IMRelationShip`,
-    /// [`crate::relation::find_many_on`]), the newest status-0 row of each relation
-    /// (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`, no join-time
-    /// filter, Q-M12), each a `UNION ALL` of the static per-shard statements, 50 per
-    /// statement. The results follow the input order (one entry per peer / group,
-    /// duplicates kept), `None` where there is no relation or no message.
+    /// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12):
+    /// the active relations with all `peers` (`IMRelationShip`), the newest status-0 row of
+    /// each relation (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`,
+    /// no join-time filter, Q-M12). Coalesced with concurrent calls into one slave unit of
+    /// work (see `newest_coalescer`). The results follow the input order (one entry per peer /
+    /// group, duplicates kept), `None` where there is no relation or no message.
     pub async fn newest_many(
         &self,
         user: u32,
@@ -914,12 +913,12 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
         .flat_map(|r| {
             r.peers
                 .iter()
-                .filter_map(|&p| crate::relation::ordered_pair(r.user, p))
+                .filter_map(|&p| crate::relation::pair(r.user, p))
         })
         .collect();
     let rels = crate::relation::find_pairs_on(c, &pairs).await?;
     let rel_of = |user: u32, peer: u32| {
-        crate::relation::ordered_pair(user, peer).and_then(|k| rels.get(&k).copied())
+        crate::relation::pair(user, peer).and_then(|k| rels.get(&k).copied())
     };
     let rel_ids: Vec<u32> = reqs
         .iter()
@@ -1013,7 +1012,7 @@ async fn list_pages_on(
 ) -> Result<Vec<Vec<SingleMessage>>> {
     let pairs: Vec<(u32, u32)> = reqs
         .iter()
-        .filter_map(|r| crate::relation::ordered_pair(r.a, r.b))
+        .filter_map(|r| crate::relation::pair(r.a, r.b))
         .collect();
     let rels = crate::relation::find_pairs_on(c, &pairs).await?;
     // (request index, relation) of the requests that have a relation.
@@ -1021,7 +1020,7 @@ async fn list_pages_on(
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            let key = crate::relation::ordered_pair(r.a, r.b)?;
+            let key = crate::relation::pair(r.a, r.b)?;
             rels.get(&key).map(|&rel| (i, rel))
         })
         .collect();

@@ -19,7 +19,8 @@ struct IdRow {
     id: i32,
 }
 
-fn pair(a: u32, b: u32) -> Option<(u32, u32)> {
+/// `(smallId, bigId)` of two users, `None` when either is 0.
+pub(crate) fn pair(a: u32, b: u32) -> Option<(u32, u32)> {
     if a == 0 || b == 0 {
         None
     } else {
@@ -114,25 +115,6 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
     Ok(row.and_then(|r| to_id(r.id)))
 }
 
-/// Active relations (status 0, newest row per pair) of `user` with each of `peers`, on an
-/// existing connection (one grouped OR-list statement per 32 pairs). Peers without one (or 0) are absent from
-/// the map.
-pub async fn find_many_on(
-    c: &mut DbConn,
-    user: u32,
-    peers: &[u32],
-) -> Result<std::collections::HashMap<u32, u32>> {
-    let pairs: Vec<(u32, u32)> = peers.iter().filter_map(|&p| pair(user, p)).collect();
-    let found = find_pairs_on(c, &pairs).await?;
-    Ok(peers
-        .iter()
-        .filter_map(|&p| {
-            let key = pair(user, p)?;
-            found.get(&key).map(|&id| (p, id))
-        })
-        .collect())
-}
-
 /// Active relation (status 0, newest row) of each `(smallId, bigId)` pair, keyed by the
 /// pair, on an existing connection. Reads `IMRelationShip`: one statement per 32 pairs,
 /// an OR list of bound pairs padded to a fixed size so the text stays prepared.
@@ -148,8 +130,8 @@ pub(crate) async fn find_pairs_on(
         let Some(&last) = chunk.last() else {
             continue;
         };
-        let size = crate::batch::bucket(chunk.len());
-        let mut q = diesel::sql_query(pairs_sql(size)).into_boxed::<diesel::mysql::Mysql>();
+        let (sql, size) = PAIRS_TEXTS.for_len(chunk.len());
+        let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
         for i in 0..size {
             let (small, big) = chunk.get(i).copied().unwrap_or(last);
             q = q
@@ -168,6 +150,9 @@ pub(crate) async fn find_pairs_on(
 
 const PAIRS_PER_STATEMENT: usize = 32;
 
+static PAIRS_TEXTS: std::sync::LazyLock<crate::batch::BucketTexts> =
+    std::sync::LazyLock::new(|| crate::batch::BucketTexts::new(pairs_sql));
+
 fn pairs_sql(n: usize) -> String {
     let mut sql = String::from(
         "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 AND (",
@@ -181,11 +166,6 @@ fn pairs_sql(n: usize) -> String {
     }
     sql.push_str(") GROUP BY smallId, bigId");
     sql
-}
-
-/// `(smallId, bigId)` of two users, `None` when either is 0.
-pub(crate) fn ordered_pair(a: u32, b: u32) -> Option<(u32, u32)> {
-    pair(a, b)
 }
 
 #[derive(QueryableByName)]

@@ -312,8 +312,8 @@ pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
     };
     if ids.len() <= BUMP_MAX_CACHED {
         // Padded (with the last id again) to one of a few sizes: the text stays prepared.
-        let size = crate::batch::bucket(ids.len());
-        let mut q = diesel::sql_query(bump_sql(size))
+        let (sql, size) = BUMP_TEXTS.for_len(ids.len());
+        let mut q = diesel::sql_query(sql)
             .into_boxed::<diesel::mysql::Mysql>()
             .bind::<Unsigned<Integer>, _>(t);
         for i in 0..size {
@@ -332,6 +332,9 @@ pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
 
 /// Largest id list [`bump_on`] pads to a prepared size; longer lists use a one-off text.
 const BUMP_MAX_CACHED: usize = 32;
+
+static BUMP_TEXTS: std::sync::LazyLock<crate::batch::BucketTexts> =
+    std::sync::LazyLock::new(|| crate::batch::BucketTexts::new(bump_sql));
 
 fn bump_sql(n: usize) -> String {
     let mut s = String::from("UPDATE IMRecentSession SET updated = ? WHERE id IN (?");
@@ -394,12 +397,7 @@ pub(crate) fn send_lookup_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
-    let texts: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
-        crate::batch::BUCKETS
-            .iter()
-            .map(|&n| send_lookup_sql(n))
-            .collect(),
-    );
+    let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(send_lookup_sql));
     crate::batch::Coalescer::spawn("send_lookup", shape, move |pairs: Vec<(u32, u32)>| {
         let pools = pools.clone();
         let texts = texts.clone();
@@ -407,14 +405,9 @@ pub(crate) fn send_lookup_coalescer(
             let n = pairs.len();
             let outcome = pools
                 .master(async |c| {
-                    let size = crate::batch::bucket(n);
-                    let i = crate::batch::BUCKETS
-                        .iter()
-                        .position(|&b| b == size)
-                        .unwrap_or(0);
+                    let (sql, size) = texts.for_len(n);
                     let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
-                    let mut q =
-                        diesel::sql_query(texts[i].as_str()).into_boxed::<diesel::mysql::Mysql>();
+                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
                     for i in 0..size {
                         let (from, to) = pick(i);
                         for v in [from, to, to, from] {

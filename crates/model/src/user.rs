@@ -333,7 +333,9 @@ pub(crate) fn login_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
 ) -> crate::batch::Coalescer<String, Option<User>> {
-    let texts = std::sync::Arc::new(crate::batch::UnionTexts::new(&[LOGIN_PART]));
+    let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(|n| {
+        crate::batch::tagged_union(LOGIN_PART, n)
+    }));
     crate::batch::Coalescer::spawn("login", shape, move |names: Vec<String>| {
         let pools = pools.clone();
         let texts = texts.clone();
