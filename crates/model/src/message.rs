@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Binary, Integer, Nullable, TinyInt, Unsigned};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
-use crate::batch::ShardSlots;
+use crate::batch::{ShardLists, ShardSlots};
 use crate::cache::Script;
 use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
@@ -825,6 +825,25 @@ static NEWEST_SINGLE_SLOTS: std::sync::LazyLock<ShardSlots> =
 static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
     std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART));
 
+/// Newest message of many relations, one part per shard: each relation id of the list
+/// (rows of `IMRelationShip`, found just before) joined to its newest row by a dependent
+/// subquery, the same `ORDER BY created DESC, id DESC LIMIT 1` as the single read.
+static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
+    ShardLists::new(|s| {
+        format!(
+            "SELECT m.relateId AS k, m.msgId, m.type, m.fromId, m.content \
+             FROM IMRelationShip r JOIN IMMessage_{s} m ON m.id = \
+             (SELECT i.id FROM IMMessage_{s} i WHERE i.relateId = r.id AND i.status = 0 \
+             ORDER BY i.created DESC, i.id DESC LIMIT 1) \
+             WHERE r.id IN ({{in}})"
+        )
+    })
+});
+
+/// From this many relations on, [`NEWEST_SINGLE_LISTS`] (8 parts whatever the count) costs
+/// MariaDB less than one slot part per relation (see [`ShardLists`]).
+const NEWEST_LISTS_FROM: usize = 16;
+
 #[derive(QueryableByName)]
 struct KeyedNewestRow {
     #[diesel(sql_type = Unsigned<Integer>)]
@@ -843,18 +862,24 @@ struct KeyedNewestRow {
     content: Vec<u8>,
 }
 
-/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots` (ids bound to
-/// their shard's slots, unused slots bound to 0, which matches nothing).
+/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots`, or, from
+/// [`NEWEST_LISTS_FROM`] ids on and where given, the [`ShardLists`] texts of `lists` (ids
+/// bound to their shard's slots or list, padding bound to 0, which matches nothing).
 async fn newest_batch_on(
     c: &mut DbConn,
     slots: &ShardSlots,
+    lists: Option<&ShardLists>,
     ids: &[u32],
     what: &'static str,
 ) -> Result<std::collections::HashMap<u32, Newest>> {
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
-    for plan in slots.plan(&shards) {
+    let plans = match lists {
+        Some(lists) if ids.len() >= NEWEST_LISTS_FROM => lists.plan(&shards),
+        _ => slots.plan(&shards),
+    };
+    for plan in plans {
         let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
         for item in &plan.items {
             q = q.bind::<Unsigned<Integer>, _>(item.and_then(|i| ids.get(i).copied()).unwrap_or(0));
@@ -928,7 +953,14 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
     let singles = if rel_ids.is_empty() {
         Default::default()
     } else {
-        newest_batch_on(c, &NEWEST_SINGLE_SLOTS, &rel_ids, "IMMessage newest many").await?
+        newest_batch_on(
+            c,
+            &NEWEST_SINGLE_SLOTS,
+            Some(&NEWEST_SINGLE_LISTS),
+            &rel_ids,
+            "IMMessage newest many",
+        )
+        .await?
     };
     let group_rows = if group_ids.is_empty() {
         Default::default()
@@ -936,6 +968,7 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
         newest_batch_on(
             c,
             &NEWEST_GROUP_SLOTS,
+            None,
             &group_ids,
             "IMGroupMessage newest many",
         )

@@ -423,3 +423,100 @@ async fn concurrent_pages_and_newest_reads_get_their_own_rows() {
     }
     env.cleanup().await;
 }
+
+/// Newest reads of many relations at once take the one-list-per-shard statement: the
+/// answers are those of the single reads (ties on `created` go to the later row, deleted
+/// rows are skipped, a relation without messages and an unknown peer have none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_of_many_relations_matches_the_single_reads() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let peers: Vec<u32> = (200..240).collect();
+    let mut rels = Vec::new();
+    for &peer in &peers {
+        let rel = s.relations().get_or_create(7, peer).await.unwrap().unwrap();
+        rels.push(rel);
+        let i = peer - 200;
+        if i % 4 == 0 {
+            continue; // relation without messages
+        }
+        // Two rows with the same time: the later row is the newest.
+        for n in 1..=2u32 {
+            let text = format!("r{peer} m{n}");
+            s.messages()
+                .store_single(
+                    &NewSingleMessage {
+                        relate_id: rel,
+                        from_id: if n == 1 { 7 } else { peer },
+                        to_id: if n == 1 { peer } else { 7 },
+                        msg_id: n,
+                        content: text.as_bytes(),
+                        kind: 1,
+                        created: 1_700_000_100,
+                    },
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        if i % 4 == 2 {
+            // A later row that is deleted (status 1) is not the newest.
+            s.messages()
+                .store_single(
+                    &NewSingleMessage {
+                        relate_id: rel,
+                        from_id: 7,
+                        to_id: peer,
+                        msg_id: 3,
+                        content: b"deleted",
+                        kind: 1,
+                        created: 1_700_000_200,
+                    },
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
+            let table = dbproxy_model::shard::message_table(rel);
+            s.on(Db::Master, async |c| {
+                diesel::sql_query(format!(
+                    "UPDATE {table} SET status = 1 WHERE relateId = ? AND msgId = 3"
+                ))
+                .bind::<Unsigned<Integer>, _>(rel)
+                .execute(c)
+                .await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let mut asked = peers.clone();
+    asked.push(999); // no relation
+    asked.push(205); // asked twice
+    let (singles, _) = s.messages().newest_many(7, &asked, &[]).await.unwrap();
+    assert_eq!(singles.len(), asked.len());
+    for (peer, got) in asked.iter().zip(&singles) {
+        if *peer == 999 {
+            assert!(got.is_none());
+            continue;
+        }
+        let i = peer - 200;
+        let rel = rels[i as usize];
+        let single = s.messages().newest_single(rel).await.unwrap();
+        assert_eq!(
+            got.as_ref().map(|n| (n.msg_id, n.from_id, n.content.clone())),
+            single.map(|n| (n.msg_id, n.from_id, n.content)),
+            "peer {peer}"
+        );
+        if i % 4 == 0 {
+            assert!(got.is_none(), "peer {peer} has no messages");
+        } else {
+            let got = got.as_ref().expect("newest found");
+            assert_eq!((got.msg_id, got.from_id), (2, *peer), "peer {peer}");
+            assert_eq!(got.content, format!("r{peer} m2").as_bytes());
+        }
+    }
+    env.cleanup().await;
+}
