@@ -24,7 +24,7 @@ struct Job<Req, Rsp> {
 }
 
 /// Sizing of one coalescer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Shape {
     /// Most requests in one batch.
     pub max_batch: usize,
@@ -32,6 +32,18 @@ pub(crate) struct Shape {
     pub parallel: usize,
     /// Requests waiting for a batch before callers have to wait for room.
     pub capacity: usize,
+    /// Shared by the coalescers of one MySQL pool, one permit per pooled connection: a
+    /// batch is closed only once it holds a permit, so requests that arrive while every
+    /// connection is busy join it instead of waiting in a batch of their own.
+    pub gate: Option<Arc<Semaphore>>,
+}
+
+impl Shape {
+    /// The same shape, closing its batches only when `gate` has a permit.
+    pub(crate) fn gated(mut self, gate: &Arc<Semaphore>) -> Self {
+        self.gate = Some(gate.clone());
+        self
+    }
 }
 
 /// Queue + dispatcher for one kind of request (see the module docs).
@@ -52,6 +64,7 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
         let max_batch = shape.max_batch.max(1);
         let (tx, mut rx) = mpsc::channel::<Job<Req, Rsp>>(shape.capacity.max(max_batch));
         let slots = Arc::new(Semaphore::new(shape.parallel.max(1)));
+        let gate = shape.gate.clone();
         let run = Arc::new(run);
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(max_batch);
@@ -64,10 +77,25 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                 if rx.recv_many(&mut jobs, max_batch).await == 0 {
                     break;
                 }
+                let connection = match &gate {
+                    Some(gate) => match gate.clone().acquire_owned().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => break,
+                    },
+                    None => None,
+                };
+                // Whatever queued while waiting for the gate joins this batch.
+                while jobs.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
                 let batch = std::mem::replace(&mut jobs, Vec::with_capacity(max_batch));
                 let run = run.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _connection = connection;
                     let (reqs, replies): (Vec<Req>, Vec<_>) =
                         batch.into_iter().map(|j| (j.req, j.reply)).unzip();
                     let n = reqs.len();
@@ -411,7 +439,9 @@ mod tests {
         assert_eq!(plans.len(), 1);
         let p = &plans[0];
         assert_eq!(p.sql.matches('?').count(), 32);
-        assert!(p.sql.starts_with("(SELECT 0 WHERE x IN (?, ?, ?, ?)) UNION ALL (SELECT 1"));
+        assert!(p
+            .sql
+            .starts_with("(SELECT 0 WHERE x IN (?, ?, ?, ?)) UNION ALL (SELECT 1"));
         assert_eq!(p.items.len(), 32);
         assert_eq!(&p.items[8..12], &[Some(0), Some(2), Some(3), None]);
         assert_eq!(&p.items[20..24], &[Some(1), None, None, None]);
@@ -420,7 +450,10 @@ mod tests {
         let plans = lists.plan(&[7; 40]);
         let sizes: Vec<usize> = plans.iter().map(|p| p.items.len()).collect();
         assert_eq!(sizes, vec![8 * 32, 8 * 8]);
-        let mut seen: Vec<usize> = plans.iter().flat_map(|p| p.items.iter().flatten().copied()).collect();
+        let mut seen: Vec<usize> = plans
+            .iter()
+            .flat_map(|p| p.items.iter().flatten().copied())
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..40).collect::<Vec<_>>());
         assert!(lists.plan(&[]).is_empty());
@@ -455,6 +488,7 @@ mod tests {
                 max_batch: 8,
                 parallel: 1,
                 capacity: 64,
+                gate: None,
             },
             move |reqs: Vec<u32>| {
                 let seen = seen2.clone();
@@ -483,6 +517,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shared_gate_bounds_running_batches_and_lets_them_grow() {
+        // Two coalescers with 4 slots each behind one gate of 1 permit: never two batches
+        // at once, and requests queued meanwhile join the next batch.
+        let gate = Arc::new(Semaphore::new(1));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let make = |name: &'static str| {
+            let (running, peak, sizes) = (running.clone(), peak.clone(), sizes.clone());
+            Arc::new(Coalescer::spawn(
+                name,
+                Shape {
+                    max_batch: 16,
+                    parallel: 4,
+                    capacity: 64,
+                    gate: None,
+                }
+                .gated(&gate),
+                move |reqs: Vec<u32>| {
+                    let (running, peak, sizes) = (running.clone(), peak.clone(), sizes.clone());
+                    async move {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let now = running.fetch_add(1, SeqCst) + 1;
+                        peak.fetch_max(now, SeqCst);
+                        if let Ok(mut s) = sizes.lock() {
+                            s.push(reqs.len());
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        running.fetch_sub(1, SeqCst);
+                        reqs.into_iter().map(|r| Ok(r + 1)).collect()
+                    }
+                },
+            ))
+        };
+        let (a, b) = (make("a"), make("b"));
+        let mut tasks = Vec::new();
+        for i in 0..60u32 {
+            let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move { (i, c.call(i).await) }));
+        }
+        for t in tasks {
+            let (i, r) = t.await.expect("task");
+            assert_eq!(r.expect("result"), i + 1);
+        }
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let sizes = sizes.lock().expect("lock").clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 60);
+        assert!(
+            sizes.len() <= 8,
+            "batches did not grow behind the gate: {sizes:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_short_result_list_is_an_error_not_a_hang() {
         let c = Coalescer::spawn(
             "short",
@@ -490,6 +578,7 @@ mod tests {
                 max_batch: 4,
                 parallel: 1,
                 capacity: 4,
+                gate: None,
             },
             |_reqs: Vec<u32>| async move { Vec::<Result<u32>>::new() },
         );

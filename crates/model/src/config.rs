@@ -171,19 +171,21 @@ pub struct StoreConfig {
     /// Base URL of the msfs file server (`MsfsSite`); `http://` is assumed when missing.
     pub msfs_url: String,
     pub timeouts: Timeouts,
-    /// Coalescing of concurrent hot-path calls (logins, send lookups, message writes).
+    /// Coalescing of concurrent hot-path calls (logins, send lookups, message writes,
+    /// message lists, newest messages, group lists).
     pub batch: Batching,
 }
 
 /// How concurrent calls of one kind are coalesced into shared statements (see the
-/// `batch` module): a call that finds a free slot runs at once; calls arriving while all
-/// slots are busy wait and run together as the next batch.
+/// `batch` module): a call that finds a free slot and a free connection of its MySQL pool
+/// runs at once; calls arriving while all slots or all connections of the pool are busy
+/// wait and run together as the next batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Batching {
     /// Most calls in one batch, 1..=32 (1 turns coalescing off).
     pub max_batch: usize,
-    /// Read batches (logins, send lookups) running at once, each on one connection.
+    /// Read batches of one kind running at once, each on one connection.
     pub read_slots: usize,
     /// Message-write transactions running at once, each on one master connection.
     pub write_slots: usize,
@@ -212,6 +214,7 @@ impl Batching {
             max_batch,
             parallel: slots.max(1),
             capacity: 1024,
+            gate: None,
         }
     }
 }

@@ -237,16 +237,30 @@ impl Store {
             slave,
             timeouts: t.clone(),
         };
+        // One gate per pool (one permit per connection), shared by the coalescers using it.
+        let master_gate = Arc::new(tokio::sync::Semaphore::new(
+            cfg.master.max_connections.max(1),
+        ));
+        let slave_gate = if cfg.slave == cfg.master {
+            master_gate.clone()
+        } else {
+            Arc::new(tokio::sync::Semaphore::new(
+                cfg.slave.max_connections.max(1),
+            ))
+        };
+        let slave_reads = cfg.batch.reads().gated(&slave_gate);
+        let master_reads = cfg.batch.reads().gated(&master_gate);
+        let writes = cfg.batch.writes().gated(&master_gate);
         let batches = Batches {
-            login: crate::user::login_coalescer(pools.clone(), cfg.batch.reads()),
-            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), cfg.batch.reads()),
-            store_single: crate::message::store_single_coalescer(pools.clone(), cfg.batch.writes()),
+            login: crate::user::login_coalescer(pools.clone(), slave_reads.clone()),
+            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), master_reads),
+            store_single: crate::message::store_single_coalescer(pools.clone(), writes),
             groups_of_user: crate::group::groups_of_user_coalescer(
                 pools.clone(),
-                cfg.batch.reads(),
+                slave_reads.clone(),
             ),
-            newest: crate::message::newest_coalescer(pools.clone(), cfg.batch.reads()),
-            list_single: crate::message::list_single_coalescer(pools.clone(), cfg.batch.reads()),
+            newest: crate::message::newest_coalescer(pools.clone(), slave_reads.clone()),
+            list_single: crate::message::list_single_coalescer(pools.clone(), slave_reads),
         };
         Ok(Store {
             inner: Arc::new(Inner {

@@ -506,7 +506,8 @@ async fn newest_of_many_relations_matches_the_single_reads() {
         let rel = rels[i as usize];
         let single = s.messages().newest_single(rel).await.unwrap();
         assert_eq!(
-            got.as_ref().map(|n| (n.msg_id, n.from_id, n.content.clone())),
+            got.as_ref()
+                .map(|n| (n.msg_id, n.from_id, n.content.clone())),
             single.map(|n| (n.msg_id, n.from_id, n.content)),
             "peer {peer}"
         );
