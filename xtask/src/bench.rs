@@ -108,6 +108,7 @@ async fn run_direct(args: &Args) -> Result<Report> {
     let pop = Arc::new(prepare::prepare(&b.store, args).await?);
     let mut report = Report::new(args.mode.name(), "direct MariaDB/Redis".into(), args);
     let workload = Workload::new(args.mode, pop)?;
+    settle().await;
     measure(args, workload, Target::Direct(b.store), None, &mut report).await?;
     Ok(report)
 }
@@ -137,6 +138,7 @@ async fn run_proxy(args: &Args) -> Result<Report> {
     let mut report = Report::new(args.mode.name(), label, args);
     let workload = Workload::new(args.mode, pop)?;
     let target = connect(args, addr).await?;
+    settle().await;
     let result = measure(
         args,
         workload,
@@ -169,6 +171,33 @@ async fn connect(args: &Args, addr: SocketAddr) -> Result<Target> {
         clients,
         depth: args.depth as usize,
     })
+}
+
+/// Waits (at most 30 s) until the local MariaDB is idle: below a tenth of a core over half
+/// a second. The database of the previous run is dropped and this run's preparation
+/// written just before; InnoDB flushes and purges that in the background, which would
+/// otherwise take CPU from the measured window.
+async fn settle() {
+    let procs = backend::ProcStats::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut said = false;
+    while Instant::now() < deadline {
+        let Some(c0) = procs.cpu_seconds_of(MARIADB_NAMES) else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(c1) = procs.cpu_seconds_of(MARIADB_NAMES) else {
+            return;
+        };
+        if c1 - c0 < 0.05 {
+            return;
+        }
+        if !said {
+            eprintln!("bench: waiting for MariaDB to go idle");
+            said = true;
+        }
+    }
+    eprintln!("bench: MariaDB still busy after 30 s; measuring anyway");
 }
 
 /// Runs conns x depth workers for warmup + seconds, records the measured window, and fills
