@@ -330,3 +330,93 @@ async fn progress(live: Arc<Live>, warmup: u64) {
         (ok0, err0) = (ok, err);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use dbproxy_action::{ActionSettings, Actions};
+    use dbproxy_testkit::TestEnv;
+    use dbproxy_transport::{Server, ServerConfig};
+    use workload::Op;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(list: &[&str]) -> Args {
+        let mut argv = vec!["bench"];
+        argv.extend_from_slice(list);
+        Cli::parse_from(argv).args
+    }
+
+    /// The preparation and the success checks of every workload, against real backends:
+    /// through a db-proxy server over TCP and straight through the model crate. The checks
+    /// also reject what they must (unknown user, a page shorter than 20).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workloads_succeed_through_the_proxy_and_directly() {
+        let env = TestEnv::new().await;
+        let a = args(&["--mode", "mix", "--users", "12", "--peers", "3"]);
+        let pop = Arc::new(prepare::prepare(&env.store, &a).await.expect("prepare"));
+        assert_eq!(pop.users.len(), 12);
+        assert_eq!(pop.pairs.len(), 36);
+        assert_eq!(pop.fetch_pairs.len(), 12);
+
+        let actions = Actions::new(env.store.clone(), ActionSettings::default());
+        let config = ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            ..ServerConfig::default()
+        };
+        let server = Server::bind(config, Arc::new(db_proxy::app::ActionHandler(actions)))
+            .await
+            .expect("bind");
+        let addr = server.local_addrs()[0];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            let _ = server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+
+        let proxy = connect(&args(&["--conns", "1"]), addr)
+            .await
+            .expect("connect");
+        let direct = Target::Direct(env.store.clone());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for target in [&proxy, &direct] {
+            for mode in [
+                Mode::Login,
+                Mode::Send,
+                Mode::Fetch,
+                Mode::Unread,
+                Mode::Mix,
+            ] {
+                let w = Workload::new(mode, pop.clone()).expect("workload");
+                for _ in 0..20 {
+                    let op = w.next(&mut rng);
+                    if let Err(e) = target.exec(0, &op).await {
+                        panic!("{mode} {op:?}: {e:?}");
+                    }
+                }
+            }
+            let unknown = Op::Login {
+                name: "nobody".into(),
+            };
+            let err = target.exec(0, &unknown).await.expect_err("unknown user");
+            assert_eq!(err.0, Failure::BadResult);
+            // (i, i + 2) got one message during preparation: a short page.
+            let (u0, u2) = (pop.users[0].id, pop.users[2].id);
+            let short = Op::Fetch { user: u0, peer: u2 };
+            let err = target.exec(0, &short).await.expect_err("short page");
+            assert_eq!(err.0, Failure::BadResult);
+        }
+
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+        env.cleanup().await;
+    }
+}

@@ -139,3 +139,42 @@ impl Live {
         c.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_recorders_give_quantiles_and_error_counts() {
+        let base = Recorder::new().expect("histogram");
+        let (mut a, mut b) = (base.clone(), base.clone());
+        // 1..=1000 ms split over two workers.
+        for ms in 1..=1000u64 {
+            let r = if ms % 2 == 0 { &mut a } else { &mut b };
+            r.success(Duration::from_millis(ms));
+        }
+        a.failure(Failure::Timeout, "t".into());
+        b.failure(Failure::BadResult, "short page".into());
+        b.failure(Failure::BadResult, "short page".into());
+        a.merge(&b);
+        assert_eq!(a.ok, 1000);
+        assert_eq!(a.errors.timeout, 1);
+        assert_eq!(a.errors.bad_result, 2);
+        assert_eq!(a.errors.total(), 3);
+        assert_eq!(a.last_error.as_deref(), Some("short page"));
+        // 3 significant digits: within 0.1 %.
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 0.001;
+        assert!(near(a.quantile_ms(0.5), 500.0), "{}", a.quantile_ms(0.5));
+        assert!(near(a.quantile_ms(0.99), 990.0), "{}", a.quantile_ms(0.99));
+        assert!(near(a.max_ms(), 1000.0), "{}", a.max_ms());
+    }
+
+    #[test]
+    fn out_of_range_latencies_are_clamped_not_lost() {
+        let mut r = Recorder::new().expect("histogram");
+        r.success(Duration::ZERO);
+        r.success(Duration::from_secs(3600));
+        assert_eq!(r.ok, 2);
+        assert!(r.max_ms() >= 59_000.0, "{}", r.max_ms());
+    }
+}

@@ -236,3 +236,83 @@ async fn backend(store: &Store, op: &Op) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn population() -> Arc<Population> {
+        let mut p = super::super::prepare::synthetic(10);
+        p.pairs = vec![(1, 2), (3, 4)];
+        p.fetch_pairs = vec![(5, 6)];
+        Arc::new(p)
+    }
+
+    #[test]
+    fn mix_is_sixty_thirty_ten() {
+        let w = Workload::new(Mode::Mix, population()).expect("workload");
+        let mut rng = StdRng::seed_from_u64(7);
+        let (mut send, mut fetch, mut unread) = (0u32, 0u32, 0u32);
+        let n = 30_000u32;
+        for _ in 0..n {
+            match w.next(&mut rng) {
+                Op::Send { .. } => send += 1,
+                Op::Fetch { .. } => fetch += 1,
+                Op::Unread { .. } => unread += 1,
+                Op::Login { .. } => panic!("mix issued a login"),
+            }
+        }
+        let share = |k: u32| f64::from(k) / f64::from(n);
+        assert!((share(send) - 0.60).abs() < 0.015, "send {}", share(send));
+        assert!(
+            (share(fetch) - 0.30).abs() < 0.015,
+            "fetch {}",
+            share(fetch)
+        );
+        assert!(
+            (share(unread) - 0.10).abs() < 0.015,
+            "unread {}",
+            share(unread)
+        );
+    }
+
+    #[test]
+    fn sends_and_fetches_use_prepared_pairs_in_both_directions() {
+        let pop = population();
+        let mut rng = StdRng::seed_from_u64(3);
+        let sends = Workload::new(Mode::Send, pop.clone()).expect("send workload");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            match sends.next(&mut rng) {
+                Op::Send { from, to } => {
+                    let pair = (from.min(to), from.max(to));
+                    assert!(pop.pairs.contains(&pair), "({from}, {to})");
+                    seen.insert((from, to));
+                }
+                op => panic!("send mode issued {op:?}"),
+            }
+        }
+        assert_eq!(seen.len(), 4, "both directions of both pairs: {seen:?}");
+        let fetches = Workload::new(Mode::Fetch, pop).expect("fetch workload");
+        for _ in 0..50 {
+            match fetches.next(&mut rng) {
+                Op::Fetch { user, peer } => {
+                    assert!(matches!((user, peer), (5, 6) | (6, 5)), "({user}, {peer})");
+                }
+                op => panic!("fetch mode issued {op:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn modes_needing_conversations_refuse_a_population_without_them() {
+        let bare = Arc::new(super::super::prepare::synthetic(5));
+        for mode in [Mode::Send, Mode::Fetch, Mode::Mix] {
+            assert!(Workload::new(mode, bare.clone()).is_err(), "{mode}");
+        }
+        for mode in [Mode::Login, Mode::Unread, Mode::Ceiling] {
+            assert!(Workload::new(mode, bare.clone()).is_ok(), "{mode}");
+        }
+    }
+}
