@@ -195,7 +195,7 @@ impl Default for MysqlInstance {
             database: "teamtalk".into(),
             user: "dbproxy".into(),
             password: "dbproxy".into(),
-            max_connections: 4,
+            max_connections: 3,
             socket: String::new(),
         }
     }
