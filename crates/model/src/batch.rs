@@ -224,33 +224,50 @@ impl ShardLists {
     /// per shard; in each, `items` lists the item bound to every marker in text order
     /// (shard by shard, `None` = padding).
     pub(crate) fn plan(&self, shards: &[usize]) -> Vec<SlotPlan<'_>> {
-        let widest = BUCKETS[BUCKETS.len() - 1];
-        let mut per_shard: [Vec<usize>; 8] = Default::default();
-        for (i, &s) in shards.iter().enumerate() {
-            per_shard[s % 8].push(i);
-        }
-        let most = per_shard.iter().map(Vec::len).max().unwrap_or(0);
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < most {
-            let in_round = |v: &Vec<usize>| v.len().saturating_sub(start).min(widest);
-            let b = bucket(per_shard.iter().map(in_round).max().unwrap_or(0));
-            let mut items = vec![None; 8 * b];
-            for (s, list) in per_shard.iter().enumerate() {
-                for (j, &item) in list.iter().skip(start).take(b).enumerate() {
-                    items[s * b + j] = Some(item);
+        shard_rounds(shards, &BUCKETS)
+            .into_iter()
+            .map(|round| {
+                let i = BUCKETS.iter().position(|&b| b == round.k).unwrap_or(0);
+                SlotPlan {
+                    sql: self.texts[i].as_str().into(),
+                    prepared: true,
+                    items: round.layout,
                 }
-            }
-            let i = BUCKETS.iter().position(|&x| x == b).unwrap_or(0);
-            out.push(SlotPlan {
-                sql: self.texts[i].as_str().into(),
-                prepared: true,
-                items,
-            });
-            start += widest;
-        }
-        out
+            })
+            .collect()
     }
+}
+
+/// Items (given by their shard, 0..8) in rounds of at most `sizes`' largest per shard; each
+/// round's `k` is the smallest of `sizes` holding its fullest shard, and `layout[s * k + j]`
+/// the item in place j of shard s.
+fn shard_rounds(shards: &[usize], sizes: &[usize]) -> Vec<SlotRound> {
+    let max_k = sizes.last().copied().unwrap_or(1);
+    let mut per_shard: [Vec<usize>; 8] = Default::default();
+    for (i, &s) in shards.iter().enumerate() {
+        per_shard[s % 8].push(i);
+    }
+    let most = per_shard.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < most {
+        let in_round = |v: &Vec<usize>| v.len().saturating_sub(start).min(max_k);
+        let widest = per_shard.iter().map(in_round).max().unwrap_or(0);
+        let k = sizes
+            .iter()
+            .copied()
+            .find(|&k| k >= widest)
+            .unwrap_or(max_k);
+        let mut layout = vec![None; 8 * k];
+        for (s, items) in per_shard.iter().enumerate() {
+            for (j, &item) in items.iter().skip(start).take(k).enumerate() {
+                layout[s * k + j] = Some(item);
+            }
+        }
+        out.push(SlotRound { k, layout });
+        start += max_k;
+    }
+    out
 }
 
 /// Slots per shard of a [`ShardSlots`] statement.
@@ -367,32 +384,7 @@ impl ShardSlots {
 
     /// Split items (given by their shard, 0..8) into rounds of at most 8 per shard.
     pub(crate) fn rounds(shards: &[usize]) -> Vec<SlotRound> {
-        let max_k = SLOT_SIZES[SLOT_SIZES.len() - 1];
-        let mut per_shard: [Vec<usize>; 8] = Default::default();
-        for (i, &s) in shards.iter().enumerate() {
-            per_shard[s % 8].push(i);
-        }
-        let most = per_shard.iter().map(Vec::len).max().unwrap_or(0);
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < most {
-            let in_round = |v: &Vec<usize>| v.len().saturating_sub(start).min(max_k);
-            let widest = per_shard.iter().map(in_round).max().unwrap_or(0);
-            let k = SLOT_SIZES
-                .iter()
-                .copied()
-                .find(|&k| k >= widest)
-                .unwrap_or(max_k);
-            let mut layout = vec![None; 8 * k];
-            for (s, items) in per_shard.iter().enumerate() {
-                for (j, &item) in items.iter().skip(start).take(k).enumerate() {
-                    layout[s * k + j] = Some(item);
-                }
-            }
-            out.push(SlotRound { k, layout });
-            start += max_k;
-        }
-        out
+        shard_rounds(shards, &SLOT_SIZES)
     }
 }
 

@@ -206,11 +206,15 @@ impl Store {
     /// never hang, once it is gone).
     pub async fn connect(cfg: &StoreConfig) -> Result<Store> {
         let t = &cfg.timeouts;
-        let master = build_pool(&cfg.master, t)?;
-        let slave = if cfg.slave == cfg.master {
-            master.clone()
+        // One batch gate per pool (one permit per connection), shared by the coalescers
+        // using that pool (see `batch::Shape::gate`).
+        let gate_of =
+            |c: &MysqlConfig| Arc::new(tokio::sync::Semaphore::new(c.max_connections.max(1)));
+        let (master, master_gate) = (build_pool(&cfg.master, t)?, gate_of(&cfg.master));
+        let (slave, slave_gate) = if cfg.slave == cfg.master {
+            (master.clone(), master_gate.clone())
         } else {
-            build_pool(&cfg.slave, t)?
+            (build_pool(&cfg.slave, t)?, gate_of(&cfg.slave))
         };
         // Verify both pools can open a connection now.
         drop(master.get().await.map_err(|e| pool_error("master", e))?);
@@ -236,17 +240,6 @@ impl Store {
             master,
             slave,
             timeouts: t.clone(),
-        };
-        // One gate per pool (one permit per connection), shared by the coalescers using it.
-        let master_gate = Arc::new(tokio::sync::Semaphore::new(
-            cfg.master.max_connections.max(1),
-        ));
-        let slave_gate = if cfg.slave == cfg.master {
-            master_gate.clone()
-        } else {
-            Arc::new(tokio::sync::Semaphore::new(
-                cfg.slave.max_connections.max(1),
-            ))
         };
         let slave_reads = cfg.batch.reads().gated(&slave_gate);
         let master_reads = cfg.batch.reads().gated(&master_gate);
