@@ -147,6 +147,8 @@ pub struct Limits {
     /// Most concurrent hot-path calls (logins, send lookups, message writes, fetches, newest
     /// messages) coalesced into one statement or transaction, 1..=32; 1 turns coalescing off.
     pub batch_max: u64,
+    /// Most sends coalesced into one send lookup and one message transaction, 1..=32.
+    pub batch_write_max: u64,
     /// Coalesced read batches of one kind running at once (each on one MySQL connection).
     pub batch_read_slots: u64,
     /// Coalesced message-write transactions running at once (each on one master connection).
@@ -249,6 +251,7 @@ impl Default for Limits {
             write_timeout_ms: 30_000,
             mysql_verify_idle_ms: 5_000,
             batch_max: 16,
+            batch_write_max: 32,
             batch_read_slots: 4,
             batch_write_slots: 4,
         }
@@ -496,7 +499,7 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         }
     }
     let l = &s.limits;
-    let positive: [(&str, u64); 15] = [
+    let positive: [(&str, u64); 16] = [
         ("limits.max_frame_bytes", l.max_frame_bytes),
         ("limits.max_connections", l.max_connections),
         (
@@ -513,6 +516,7 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
         ("limits.connect_timeout_ms", l.connect_timeout_ms),
         ("limits.write_timeout_ms", l.write_timeout_ms),
         ("limits.batch_max", l.batch_max),
+        ("limits.batch_write_max", l.batch_write_max),
         ("limits.batch_read_slots", l.batch_read_slots),
         ("limits.batch_write_slots", l.batch_write_slots),
     ];
@@ -521,11 +525,13 @@ pub fn validate(s: &Settings, kind: SourceKind) -> Result<(), Error> {
             return bad(k, "must be greater than 0".into());
         }
     }
-    if l.batch_max > 32 {
-        return bad(
-            "limits.batch_max",
-            format!("{} is out of range (1-32)", l.batch_max),
-        );
+    for (k, v) in [
+        ("limits.batch_max", l.batch_max),
+        ("limits.batch_write_max", l.batch_write_max),
+    ] {
+        if v > 32 {
+            return bad(k, format!("{v} is out of range (1-32)"));
+        }
     }
     for (k, v) in [
         ("limits.batch_read_slots", l.batch_read_slots),
@@ -685,6 +691,7 @@ impl Settings {
             },
             batch: dbproxy_model::Batching {
                 max_batch: usize_of("limits.batch_max", l.batch_max)?,
+                write_max_batch: usize_of("limits.batch_write_max", l.batch_write_max)?,
                 read_slots: usize_of("limits.batch_read_slots", l.batch_read_slots)?,
                 write_slots: usize_of("limits.batch_write_slots", l.batch_write_slots)?,
             },

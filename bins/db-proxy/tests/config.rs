@@ -217,6 +217,7 @@ fn toml_file_and_env_override() {
         ("DBPROXY__LIMITS__WRITE_TIMEOUT_MS", "700"),
         ("DBPROXY__LIMITS__MYSQL_VERIFY_IDLE_MS", "0"),
         ("DBPROXY__LIMITS__BATCH_MAX", "1"),
+        ("DBPROXY__LIMITS__BATCH_WRITE_MAX", "24"),
         ("DBPROXY__LIMITS__BATCH_WRITE_SLOTS", "9"),
         ("DBPROXY_TEST_MYSQL_URL", "mysql://ignored"),
     ]
@@ -239,8 +240,13 @@ fn toml_file_and_env_override() {
     assert_eq!(s.store_config().unwrap().timeouts.pool_verify_idle, ms(0));
     let batch = s.store_config().unwrap().batch;
     assert_eq!(
-        (batch.max_batch, batch.read_slots, batch.write_slots),
-        (1, 4, 9)
+        (
+            batch.max_batch,
+            batch.write_max_batch,
+            batch.read_slots,
+            batch.write_slots
+        ),
+        (1, 24, 4, 9)
     );
 }
 
@@ -250,6 +256,7 @@ fn batch_limits_validated() {
     for (text, key) in [
         ("[limits]\nbatch_max = 33\n", "limits.batch_max"),
         ("[limits]\nbatch_max = 0\n", "limits.batch_max"),
+        ("[limits]\nbatch_write_max = 33\n", "limits.batch_write_max"),
         (
             "[limits]\nbatch_read_slots = 0\n",
             "limits.batch_read_slots",

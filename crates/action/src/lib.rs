@@ -73,6 +73,9 @@ pub(crate) struct Ctx {
     pub(crate) user_update_gate: AtomicU32,
 }
 
+/// The future of one command's handler.
+type Handling<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send + 'a>>;
+
 /// The request handlers of db-proxy over one [`Store`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Actions {
@@ -119,43 +122,55 @@ impl Actions {
     /// handler here is logged and answered with nothing.
     pub async fn handle(&self, command_id: u16, body: Bytes) -> Option<Bytes> {
         let ctx = &*self.ctx;
-        match command_id {
-            cid::OTHER_VALIDATE_REQ => execute::<login::Validate>(ctx, &body).await,
-            cid::LOGIN_REQ_PUSH_SHIELD => execute::<login::SetPushShield>(ctx, &body).await,
-            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => execute::<login::QueryPushShield>(ctx, &body).await,
-            cid::BUDDY_LIST_USER_INFO_REQUEST => execute::<buddy::UsersInfo>(ctx, &body).await,
-            cid::BUDDY_LIST_ALL_USER_REQUEST => execute::<buddy::ChangedUsers>(ctx, &body).await,
-            cid::BUDDY_LIST_DEPARTMENT_REQUEST => execute::<buddy::Departments>(ctx, &body).await,
+        let body = &body;
+        // Each command's future is boxed: a request in flight then holds only the state of
+        // its own command, not the largest of them all.
+        let handler: Handling<'_> = match command_id {
+            cid::OTHER_VALIDATE_REQ => Box::pin(execute::<login::Validate>(ctx, body)),
+            cid::LOGIN_REQ_PUSH_SHIELD => Box::pin(execute::<login::SetPushShield>(ctx, body)),
+            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => {
+                Box::pin(execute::<login::QueryPushShield>(ctx, body))
+            }
+            cid::BUDDY_LIST_USER_INFO_REQUEST => Box::pin(execute::<buddy::UsersInfo>(ctx, body)),
+            cid::BUDDY_LIST_ALL_USER_REQUEST => Box::pin(execute::<buddy::ChangedUsers>(ctx, body)),
+            cid::BUDDY_LIST_DEPARTMENT_REQUEST => {
+                Box::pin(execute::<buddy::Departments>(ctx, body))
+            }
             cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => {
-                execute::<buddy::ChangeSignInfo>(ctx, &body).await
+                Box::pin(execute::<buddy::ChangeSignInfo>(ctx, body))
             }
             cid::BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
-                execute::<session::RecentSessions>(ctx, &body).await
+                Box::pin(execute::<session::RecentSessions>(ctx, body))
             }
             cid::BUDDY_LIST_REMOVE_SESSION_REQ => {
-                execute::<session::RemoveSession>(ctx, &body).await
+                Box::pin(execute::<session::RemoveSession>(ctx, body))
             }
-            cid::MSG_DATA => message::send(ctx, &body).await,
-            cid::MSG_READ_ACK => execute::<message::ReadAck>(ctx, &body).await,
-            cid::MSG_UNREAD_CNT_REQUEST => execute::<message::UnreadCounts>(ctx, &body).await,
-            cid::MSG_LIST_REQUEST => execute::<message::MessageList>(ctx, &body).await,
-            cid::MSG_GET_LATEST_MSG_ID_REQ => execute::<message::LatestMsgId>(ctx, &body).await,
-            cid::MSG_GET_BY_MSG_ID_REQ => execute::<message::MessagesById>(ctx, &body).await,
-            cid::GROUP_NORMAL_LIST_REQUEST => execute::<group::NormalList>(ctx, &body).await,
-            cid::GROUP_INFO_REQUEST => execute::<group::Info>(ctx, &body).await,
-            cid::GROUP_CREATE_REQUEST => execute::<group::Create>(ctx, &body).await,
-            cid::GROUP_CHANGE_MEMBER_REQUEST => execute::<group::ChangeMembers>(ctx, &body).await,
-            cid::GROUP_SHIELD_GROUP_REQUEST => execute::<group::SetShield>(ctx, &body).await,
-            cid::OTHER_GET_SHIELD_REQ => execute::<group::GetShield>(ctx, &body).await,
-            cid::LOGIN_REQ_DEVICETOKEN => execute::<token::SetDeviceToken>(ctx, &body).await,
-            cid::OTHER_GET_DEVICE_TOKEN_REQ => execute::<token::GetDeviceTokens>(ctx, &body).await,
-            cid::FILE_HAS_OFFLINE_REQ => execute::<file::HasOffline>(ctx, &body).await,
-            cid::FILE_ADD_OFFLINE_REQ => execute::<file::AddOffline>(ctx, &body).await,
-            cid::FILE_DEL_OFFLINE_REQ => execute::<file::DelOffline>(ctx, &body).await,
+            cid::MSG_DATA => Box::pin(message::send(ctx, body)),
+            cid::MSG_READ_ACK => Box::pin(execute::<message::ReadAck>(ctx, body)),
+            cid::MSG_UNREAD_CNT_REQUEST => Box::pin(execute::<message::UnreadCounts>(ctx, body)),
+            cid::MSG_LIST_REQUEST => Box::pin(execute::<message::MessageList>(ctx, body)),
+            cid::MSG_GET_LATEST_MSG_ID_REQ => Box::pin(execute::<message::LatestMsgId>(ctx, body)),
+            cid::MSG_GET_BY_MSG_ID_REQ => Box::pin(execute::<message::MessagesById>(ctx, body)),
+            cid::GROUP_NORMAL_LIST_REQUEST => Box::pin(execute::<group::NormalList>(ctx, body)),
+            cid::GROUP_INFO_REQUEST => Box::pin(execute::<group::Info>(ctx, body)),
+            cid::GROUP_CREATE_REQUEST => Box::pin(execute::<group::Create>(ctx, body)),
+            cid::GROUP_CHANGE_MEMBER_REQUEST => {
+                Box::pin(execute::<group::ChangeMembers>(ctx, body))
+            }
+            cid::GROUP_SHIELD_GROUP_REQUEST => Box::pin(execute::<group::SetShield>(ctx, body)),
+            cid::OTHER_GET_SHIELD_REQ => Box::pin(execute::<group::GetShield>(ctx, body)),
+            cid::LOGIN_REQ_DEVICETOKEN => Box::pin(execute::<token::SetDeviceToken>(ctx, body)),
+            cid::OTHER_GET_DEVICE_TOKEN_REQ => {
+                Box::pin(execute::<token::GetDeviceTokens>(ctx, body))
+            }
+            cid::FILE_HAS_OFFLINE_REQ => Box::pin(execute::<file::HasOffline>(ctx, body)),
+            cid::FILE_ADD_OFFLINE_REQ => Box::pin(execute::<file::AddOffline>(ctx, body)),
+            cid::FILE_DEL_OFFLINE_REQ => Box::pin(execute::<file::DelOffline>(ctx, body)),
             other => {
                 tracing::warn!(command_id = other, "no handler for command");
-                None
+                return None;
             }
-        }
+        };
+        handler.await
     }
 }

@@ -120,7 +120,7 @@ impl Command for SendMessage {
         let kind = u8::try_from(req.msg_type).unwrap_or(0);
         let id = match kind {
             SINGLE_TEXT | SINGLE_AUDIO => send_single(ctx, &req, kind, now).await?,
-            GROUP_TEXT | GROUP_AUDIO => send_group(ctx, &req, kind, now).await?,
+            GROUP_TEXT | GROUP_AUDIO => Box::pin(send_group(ctx, &req, kind, now)).await?,
             _ => return Ok(None),
         };
         Ok(Some(echo(req, id)))
@@ -136,13 +136,15 @@ impl Command for SendMessage {
 /// IMAudio id. `None` when a voice payload could not be stored (Q-M02: reply msg_id 0).
 async fn content_for(ctx: &Ctx, req: &ImMsgData, kind: u8) -> Result<Option<Vec<u8>>, Error> {
     if kind == SINGLE_AUDIO || kind == GROUP_AUDIO {
-        Ok(voice::store(
+        // Boxed: the upload's HTTP future is large, and the text path (the common one) should
+        // not carry its size in every in-flight request.
+        Ok(Box::pin(voice::store(
             ctx,
             req.from_user_id,
             req.to_session_id,
             req.create_time,
             &req.msg_data,
-        )
+        ))
         .await)
     } else {
         Ok(Some(req.msg_data.to_vec()))
@@ -159,16 +161,16 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     let found = store.sessions().single_send_lookup(from, to).await?;
     let mine = match found.sender_session {
         Some(id) => id,
-        None => store.sessions().add(from, to, session::SINGLE).await?,
+        None => Box::pin(store.sessions().add(from, to, session::SINGLE)).await?,
     };
     // Q-M01 fixed: the receiver's session is the receiver's, not the sender's.
     let theirs = match found.receiver_session {
         Some(id) => id,
-        None => store.sessions().add(to, from, session::SINGLE).await?,
+        None => Box::pin(store.sessions().add(to, from, session::SINGLE)).await?,
     };
     let rel = match found.relate_id {
         Some(rel) => rel,
-        None => match store.relations().get_or_create(from, to).await? {
+        None => match Box::pin(store.relations().get_or_create(from, to)).await? {
             Some(rel) => rel,
             None => return Ok(0),
         },
@@ -179,7 +181,7 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     let id = store.messages().allocate_single(rel).await?;
     let sessions = [mine, theirs];
     let Some(content) = content_for(ctx, req, kind).await? else {
-        bump_anyway(ctx, &sessions, now).await;
+        Box::pin(bump_anyway(ctx, &sessions, now)).await;
         return Ok(0);
     };
     let msg = NewSingleMessage {
@@ -194,7 +196,7 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     if let Err(error) = store.messages().store_single(&msg, &sessions, now).await {
         // Q-M03 fixed: nothing stored → msg_id 0; the sessions are still bumped.
         tracing::error!(%error, from, to, "message insert failed");
-        bump_anyway(ctx, &sessions, now).await;
+        Box::pin(bump_anyway(ctx, &sessions, now)).await;
         return Ok(0);
     }
     // The message is durable now; a lost counter must not turn it into a failure.
@@ -225,7 +227,7 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
     }
     let id = store.messages().allocate_group(group).await?;
     let Some(content) = content_for(ctx, req, kind).await? else {
-        bump_anyway(ctx, &[mine], now).await;
+        Box::pin(bump_anyway(ctx, &[mine], now)).await;
         return Ok(0);
     };
     let msg = NewGroupMessage {
@@ -238,7 +240,7 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
     };
     if let Err(error) = store.messages().store_group(&msg, now, &[mine], now).await {
         tracing::error!(%error, from, group, "group message insert failed");
-        bump_anyway(ctx, &[mine], now).await;
+        Box::pin(bump_anyway(ctx, &[mine], now)).await;
         return Ok(0);
     }
     if let Err(error) = store.counters().group_incr(group, from).await {
@@ -432,7 +434,8 @@ async fn msg_infos(ctx: &Ctx, rows: Vec<Row>) -> Vec<MsgInfo> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows.into_iter().filter(|r| valid_type(r.kind)) {
         let data = if row.kind == SINGLE_AUDIO || row.kind == GROUP_AUDIO {
-            match voice::expand(ctx, row.content).await {
+            // Boxed like the upload: a large HTTP future on a rare path.
+            match Box::pin(voice::expand(ctx, row.content)).await {
                 Some(data) => data,
                 None => continue, // Q-M11: a failed IMAudio query drops the message.
             }

@@ -149,6 +149,9 @@ pub(crate) fn fan_out<T>(n: usize, outcome: Result<Vec<T>>) -> Vec<Result<T>> {
 /// fixed texts and stays prepared on the connection.
 pub(crate) const BUCKETS: [usize; 6] = [1, 2, 4, 8, 16, 32];
 
+/// Most requests one batch can hold: the largest bucket.
+pub(crate) const MAX_BATCH: usize = BUCKETS[BUCKETS.len() - 1];
+
 /// The smallest bucket holding `n` (n ≤ 32).
 pub(crate) fn bucket(n: usize) -> usize {
     BUCKETS

@@ -189,9 +189,7 @@ impl Cache {
 
     /// GET `key` → value, `None` when missing.
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        let v: Value = self
-            .pool
-            .get(key)
+        let v: Value = boxed(self.pool.get(key))
             .await
             .map_err(|e| self.err("GET", key, e))?;
         Ok(value_to_opt_string(v))
@@ -199,17 +197,18 @@ impl Cache {
 
     /// SET `key` `value` (no TTL).
     pub async fn set(&self, key: &str, value: &str) -> Result<()> {
-        self.pool
-            .set::<(), _, _>(key, value, None, None, false)
+        boxed(self.pool.set::<(), _, _>(key, value, None, None, false))
             .await
             .map_err(|e| self.err("SET", key, e))
     }
 
     /// SET `key` `value` NX → true when it was set (key was absent).
     pub async fn set_nx(&self, key: &str, value: &str) -> Result<bool> {
-        let v: Value = self
-            .pool
-            .set(key, value, None, Some(fred::types::SetOptions::NX), false)
+        let v: Value =
+            boxed(
+                self.pool
+                    .set(key, value, None, Some(fred::types::SetOptions::NX), false),
+            )
             .await
             .map_err(|e| self.err("SET NX", key, e))?;
         Ok(!matches!(v, Value::Null))
@@ -221,25 +220,21 @@ impl Cache {
             return Ok(0);
         }
         let ks: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        self.pool
-            .del(ks)
+        boxed(self.pool.del(ks))
             .await
             .map_err(|e| self.err("DEL", keys[0], e))
     }
 
     /// INCRBY `key` `n` → new value.
     pub async fn incr_by(&self, key: &str, n: i64) -> Result<i64> {
-        self.pool
-            .incr_by(key, n)
+        boxed(self.pool.incr_by(key, n))
             .await
             .map_err(|e| self.err("INCRBY", key, e))
     }
 
     /// EXISTS `key`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        let n: i64 = self
-            .pool
-            .exists(key)
+        let n: i64 = boxed(self.pool.exists(key))
             .await
             .map_err(|e| self.err("EXISTS", key, e))?;
         Ok(n > 0)
@@ -250,9 +245,7 @@ impl Cache {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Value = self
-            .pool
-            .mget(keys.to_vec())
+        let v: Value = boxed(self.pool.mget(keys.to_vec()))
             .await
             .map_err(|e| self.err("MGET", &keys[0], e))?;
         Ok(match v {
@@ -263,9 +256,7 @@ impl Cache {
 
     /// HGET `key` `field`.
     pub async fn hget(&self, key: &str, field: &str) -> Result<Option<String>> {
-        let v: Value = self
-            .pool
-            .hget(key, field)
+        let v: Value = boxed(self.pool.hget(key, field))
             .await
             .map_err(|e| self.err("HGET", key, e))?;
         Ok(value_to_opt_string(v))
@@ -273,9 +264,7 @@ impl Cache {
 
     /// HSET `key` `field` `value` → true when the field was new.
     pub async fn hset(&self, key: &str, field: &str, value: &str) -> Result<bool> {
-        let n: i64 = self
-            .pool
-            .hset(key, (field, value))
+        let n: i64 = boxed(self.pool.hset(key, (field, value)))
             .await
             .map_err(|e| self.err("HSET", key, e))?;
         Ok(n > 0)
@@ -287,8 +276,7 @@ impl Cache {
             return Ok(());
         }
         let v: Vec<(String, String)> = pairs.to_vec();
-        self.pool
-            .hset::<(), _, _>(key, v)
+        boxed(self.pool.hset::<(), _, _>(key, v))
             .await
             .map_err(|e| self.err("HSET", key, e))
     }
@@ -299,17 +287,14 @@ impl Cache {
             return Ok(0);
         }
         let fs: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-        self.pool
-            .hdel(key, fs)
+        boxed(self.pool.hdel(key, fs))
             .await
             .map_err(|e| self.err("HDEL", key, e))
     }
 
     /// HGETALL `key` → fields in lexicographic order (empty when missing).
     pub async fn hgetall(&self, key: &str) -> Result<BTreeMap<String, String>> {
-        let v: Value = self
-            .pool
-            .hgetall(key)
+        let v: Value = boxed(self.pool.hgetall(key))
             .await
             .map_err(|e| self.err("HGETALL", key, e))?;
         Ok(value_to_map(v))
@@ -317,8 +302,7 @@ impl Cache {
 
     /// HINCRBY `key` `field` `n` → new value.
     pub async fn hincrby(&self, key: &str, field: &str, n: i64) -> Result<i64> {
-        self.pool
-            .hincrby(key, field, n)
+        boxed(self.pool.hincrby(key, field, n))
             .await
             .map_err(|e| self.err("HINCRBY", key, e))
     }
@@ -331,11 +315,11 @@ impl Cache {
         let client = self.pool.next();
         let pipe = client.pipeline();
         for (k, f) in items {
-            pipe.hget::<(), _, _>(k.as_str(), f.as_str())
+            boxed(pipe.hget::<(), _, _>(k.as_str(), f.as_str()))
                 .await
                 .map_err(|e| self.err("HGET (pipeline)", k, e))?;
         }
-        let all: Vec<Value> = tokio::time::timeout(self.timeout, pipe.all())
+        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
             .await
             .map_err(|_| Error::Timeout {
                 what: format!("redis {} HGET pipeline {}", self.name, items[0].0),
@@ -353,11 +337,11 @@ impl Cache {
         let client = self.pool.next();
         let pipe = client.pipeline();
         for k in keys {
-            pipe.hgetall::<(), _>(k.as_str())
+            boxed(pipe.hgetall::<(), _>(k.as_str()))
                 .await
                 .map_err(|e| self.err("HGETALL (pipeline)", k, e))?;
         }
-        let all: Vec<Value> = tokio::time::timeout(self.timeout, pipe.all())
+        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
             .await
             .map_err(|_| Error::Timeout {
                 what: format!("redis {} HGETALL pipeline {}", self.name, keys[0]),
@@ -374,9 +358,7 @@ impl Cache {
         keys: &[String],
         args: &[String],
     ) -> Result<ScriptValue> {
-        let v: Value = self
-            .pool
-            .eval(script.source, keys.to_vec(), args.to_vec())
+        let v: Value = boxed(self.pool.eval(script.source, keys.to_vec(), args.to_vec()))
             .await
             .map_err(|e| self.err("EVAL", script.name, e))?;
         Ok(to_script_value(v))
@@ -384,9 +366,16 @@ impl Cache {
 
     /// PING (health check).
     pub async fn ping(&self) -> Result<()> {
-        self.pool
-            .ping::<()>(None)
+        boxed(self.pool.ping::<()>(None))
             .await
             .map_err(|e| self.err("PING", "", e))
     }
+}
+
+/// fred's command futures are about 5 KB each. Boxed at once, a request waiting on Redis
+/// holds a pointer instead of that state (128 requests in flight hold 128 of them).
+fn boxed<'a, T>(
+    fut: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    Box::pin(fut)
 }

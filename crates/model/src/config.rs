@@ -183,8 +183,12 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Batching {
-    /// Most calls in one batch, 1..=32 (1 turns coalescing off).
+    /// Most calls in one read batch, 1..=32 (1 turns coalescing off).
     pub max_batch: usize,
+    /// Most sends in one write batch (the send lookup and the message transaction), 1..=32.
+    /// Larger than `max_batch` by default: a message transaction pays per shard and per
+    /// round trip, not per row, and sends have a far looser latency budget than reads.
+    pub write_max_batch: usize,
     /// Read batches of one kind running at once, each on one connection.
     pub read_slots: usize,
     /// Message-write transactions running at once, each on one master connection.
@@ -195,6 +199,7 @@ impl Default for Batching {
     fn default() -> Self {
         Self {
             max_batch: 16,
+            write_max_batch: 32,
             read_slots: 4,
             write_slots: 4,
         }
@@ -202,16 +207,21 @@ impl Default for Batching {
 }
 
 impl Batching {
+    /// Shape of a read coalescer.
     pub(crate) fn reads(&self) -> crate::batch::Shape {
-        self.shape(self.read_slots)
+        Self::shape(self.max_batch, self.read_slots)
     }
+    /// Shape of the send lookup: read slots, write batch size.
+    pub(crate) fn send_reads(&self) -> crate::batch::Shape {
+        Self::shape(self.write_max_batch, self.read_slots)
+    }
+    /// Shape of the message-write coalescer.
     pub(crate) fn writes(&self) -> crate::batch::Shape {
-        self.shape(self.write_slots)
+        Self::shape(self.write_max_batch, self.write_slots)
     }
-    fn shape(&self, slots: usize) -> crate::batch::Shape {
-        let max_batch = self.max_batch.clamp(1, 32);
+    fn shape(max_batch: usize, slots: usize) -> crate::batch::Shape {
         crate::batch::Shape {
-            max_batch,
+            max_batch: max_batch.clamp(1, crate::batch::MAX_BATCH),
             parallel: slots.max(1),
             capacity: 1024,
             gate: None,

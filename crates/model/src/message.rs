@@ -566,9 +566,10 @@ pub(crate) struct OwnedSingle {
     session_time: u32,
 }
 
-/// Rows per multi-row INSERT: a batch is split greedily into these sizes, so each shard
-/// has four prepared INSERT texts at most.
-const INSERT_SIZES: [usize; 4] = [8, 4, 2, 1];
+/// Most rows per multi-row INSERT. A shard's rows of a batch go in chunks of this many and
+/// one chunk of the rest, each with the INSERT text of exactly its size: one statement (one
+/// round trip) per shard for up to 8 rows, and at most 8 prepared INSERT texts per shard.
+const INSERT_MAX_ROWS: usize = 8;
 
 /// `INSERT INTO IMMessage_<s> (...) VALUES (...), (...)` with `n` rows.
 fn insert_single_sql(shard: usize, n: usize) -> String {
@@ -595,9 +596,8 @@ pub(crate) fn store_single_coalescer(
     let texts: std::sync::Arc<Vec<Vec<String>>> = std::sync::Arc::new(
         (0..8)
             .map(|shard| {
-                INSERT_SIZES
-                    .iter()
-                    .map(|&n| insert_single_sql(shard, n))
+                (1..=INSERT_MAX_ROWS)
+                    .map(|n| insert_single_sql(shard, n))
                     .collect()
             })
             .collect(),
@@ -661,16 +661,9 @@ async fn store_singles_on(
             .iter()
             .filter(|j| shard_of(j.relate_id) == shard)
             .collect();
-        let mut rest: &[&OwnedSingle] = &rows;
-        while !rest.is_empty() {
-            let (i, size) = INSERT_SIZES
-                .iter()
-                .copied()
-                .enumerate()
-                .find(|&(_, size)| size <= rest.len())
-                .unwrap_or((INSERT_SIZES.len() - 1, 1));
-            let (chunk, tail) = rest.split_at(size);
-            let mut q = diesel::sql_query(shard_texts[i].as_str()).into_boxed::<Mysql>();
+        for chunk in rows.chunks(INSERT_MAX_ROWS) {
+            let mut q =
+                diesel::sql_query(shard_texts[chunk.len() - 1].as_str()).into_boxed::<Mysql>();
             for m in chunk {
                 q = q
                     .bind::<Unsigned<Integer>, _>(m.relate_id)
@@ -683,7 +676,6 @@ async fn store_singles_on(
                     .bind::<Unsigned<Integer>, _>(m.created);
             }
             q.cached().execute(c).await.ctx("IMMessage insert")?;
-            rest = tail;
         }
     }
     // Session bumps: one statement per distinct time, oldest first, so a session of two

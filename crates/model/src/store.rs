@@ -92,13 +92,16 @@ pub(crate) struct Pools {
     timeouts: Timeouts,
 }
 
+/// The unit of work on a connection is boxed (one allocation per unit): its future (pool
+/// checkout, timeout, diesel-async and mysql_async state) is several KB, and a request in
+/// flight should not carry it inline for every call it might make.
 impl Pools {
     pub(crate) async fn master<R, F>(&self, work: F) -> Result<R>
     where
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(&self.master, "master", &self.timeouts, false, work).await
+        Box::pin(run(&self.master, "master", &self.timeouts, false, work)).await
     }
 
     pub(crate) async fn slave<R, F>(&self, work: F) -> Result<R>
@@ -106,7 +109,7 @@ impl Pools {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(&self.slave, "slave", &self.timeouts, false, work).await
+        Box::pin(run(&self.slave, "slave", &self.timeouts, false, work)).await
     }
 
     pub(crate) async fn master_tx<R, F>(&self, work: F) -> Result<R>
@@ -114,7 +117,7 @@ impl Pools {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        run(&self.master, "master", &self.timeouts, true, work).await
+        Box::pin(run(&self.master, "master", &self.timeouts, true, work)).await
     }
 }
 
@@ -242,11 +245,11 @@ impl Store {
             timeouts: t.clone(),
         };
         let slave_reads = cfg.batch.reads().gated(&slave_gate);
-        let master_reads = cfg.batch.reads().gated(&master_gate);
+        let send_reads = cfg.batch.send_reads().gated(&master_gate);
         let writes = cfg.batch.writes().gated(&master_gate);
         let batches = Batches {
             login: crate::user::login_coalescer(pools.clone(), slave_reads.clone()),
-            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), master_reads),
+            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), send_reads),
             store_single: crate::message::store_single_coalescer(pools.clone(), writes),
             groups_of_user: crate::group::groups_of_user_coalescer(
                 pools.clone(),

@@ -28,6 +28,7 @@ async fn one_slot_env() -> TestEnv {
     TestEnv::with_config(|c| {
         c.batch = Batching {
             max_batch: 16,
+            write_max_batch: 16,
             read_slots: 1,
             write_slots: 1,
         }
