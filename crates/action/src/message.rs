@@ -2,9 +2,7 @@
 //! message lists, latest id and lookup by ids.
 
 use bytes::{Bytes, BytesMut};
-use dbproxy_model::message::{
-    self, GroupMessage, NewGroupMessage, NewSingleMessage, SingleMessage,
-};
+use dbproxy_model::message::{self, GroupMessage, NewGroupMessage, OutgoingSingle, SingleMessage};
 use dbproxy_model::session;
 use dbproxy_model::store::Db;
 use dbproxy_protocol::pb::im::base_define::{MsgInfo, MsgType, SessionType, UnreadInfo};
@@ -178,32 +176,30 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     if mine == 0 {
         return Ok(0);
     }
-    let id = store.messages().allocate_single(rel).await?;
     let sessions = [mine, theirs];
     let Some(content) = content_for(ctx, req, kind).await? else {
         Box::pin(bump_anyway(ctx, &sessions, now)).await;
         return Ok(0);
     };
-    let msg = NewSingleMessage {
+    let msg = OutgoingSingle {
         relate_id: rel,
         from_id: from,
         to_id: to,
-        msg_id: id,
         content: &content,
         kind,
         created: req.create_time,
     };
-    if let Err(error) = store.messages().store_single(&msg, &sessions, now).await {
-        // Q-M03 fixed: nothing stored → msg_id 0; the sessions are still bumped.
-        tracing::error!(%error, from, to, "message insert failed");
-        Box::pin(bump_anyway(ctx, &sessions, now)).await;
-        return Ok(0);
+    // Id, row + session bumps, unread counter: one coalesced call (see Messages::send_single).
+    match store.messages().send_single(&msg, &sessions, now).await {
+        Ok(id) => Ok(id),
+        Err(error) => {
+            // Q-M03/Q-M04 fixed: nothing stored (no id, or the insert failed) → msg_id 0;
+            // the sessions are still bumped, as the original does.
+            tracing::error!(%error, from, to, "message not stored");
+            Box::pin(bump_anyway(ctx, &sessions, now)).await;
+            Ok(0)
+        }
     }
-    // The message is durable now; a lost counter must not turn it into a failure.
-    if let Err(error) = store.counters().incr_single(to, from).await {
-        tracing::error!(%error, from, to, "unread counter not incremented");
-    }
-    Ok(id)
 }
 
 async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u32, Error> {

@@ -15,13 +15,13 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
 use crate::batch::{ShardLists, ShardSlots};
-use crate::cache::Script;
+use crate::cache::{Cache, Script, ScriptValue};
 use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
 use crate::shard::shard_of;
 use crate::shard_sql;
 use crate::sql::CacheExt;
-use crate::store::{DbConn, Store};
+use crate::store::{DbConn, Pools, Store};
 
 /// Maximum rows of a by-id lookup (§11.15).
 pub const BY_ID_LIMIT: usize = 100;
@@ -133,6 +133,18 @@ pub struct NewSingleMessage<'a> {
     pub created: u32,
 }
 
+/// A single-chat message to send: [`Messages::send_single`] allocates its msgId.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingSingle<'a> {
+    pub relate_id: u32,
+    pub from_id: u32,
+    pub to_id: u32,
+    pub content: &'a [u8],
+    pub kind: u8,
+    /// `create_time` of the request (stored as created and updated, Q-M07).
+    pub created: u32,
+}
+
 /// A group message to store.
 #[derive(Debug, Clone, Copy)]
 pub struct NewGroupMessage<'a> {
@@ -232,36 +244,70 @@ impl Store {
     }
 }
 
+/// INCRBY 1 of every counter that exists, in KEYS order (a key given twice is incremented
+/// twice); 0 for a missing one, which the caller seeds.
+const INCR_MANY_IF_EXIST: Script = Script {
+    name: "msg_id incr_many_if_exist",
+    source: "local out = {} \
+             for i, k in ipairs(KEYS) do \
+               if redis.call('EXISTS', k) == 1 then out[i] = redis.call('INCRBY', k, 1) \
+               else out[i] = 0 end \
+             end \
+             return out",
+};
+
+/// HINCRBY KEYS[i] ARGV[i] 1 for every i: the unread counters of a batch of messages.
+const HINCR_MANY: Script = Script {
+    name: "unread hincr_many",
+    source: "for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[i], 1) end \
+             return #KEYS",
+};
+
+/// Next value of the counter `key` (see [`Messages::allocate_single`]); `max_sql` reads the
+/// highest stored msgId of `id` when the counter is missing.
+async fn allocate_on(
+    cache: &Cache,
+    pools: &Pools,
+    key: String,
+    max_sql: &'static str,
+    id: u32,
+) -> Result<u32> {
+    let keys = [key];
+    let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
+    if v.is_none() {
+        // Counter lost (or never created): seed from the highest stored msgId (master).
+        let max: MaxRow = pools
+            .master(async |c| {
+                diesel::sql_query(max_sql)
+                    .bind::<Unsigned<Integer>, _>(id)
+                    .cached()
+                    .get_result(c)
+                    .await
+                    .ctx("MAX(msgId)")
+            })
+            .await?;
+        v = cache
+            .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
+            .await?
+            .as_i64();
+    }
+    msg_id_in_range(&keys[0], v)
+}
+
+/// A counter value usable as a msgId: 1..=u32::MAX (Q-M04: never 0 or wrapped).
+fn msg_id_in_range(key: &str, v: Option<i64>) -> Result<u32> {
+    match v.map(u32::try_from) {
+        Some(Ok(n)) if n > 0 => Ok(n),
+        _ => Err(Error::Redis {
+            context: format!("allocate {key}"),
+            message: format!("counter out of range: {v:?}"),
+        }),
+    }
+}
+
 impl Messages<'_> {
     async fn allocate(&self, key: String, max_sql: &'static str, id: u32) -> Result<u32> {
-        let cache = self.store.unread();
-        let keys = [key];
-        let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
-        if v.is_none() {
-            // Counter lost (or never created): seed from the highest stored msgId (master).
-            let max: MaxRow = self
-                .store
-                .master(async |c| {
-                    diesel::sql_query(max_sql)
-                        .bind::<Unsigned<Integer>, _>(id)
-                        .cached()
-                        .get_result(c)
-                        .await
-                        .ctx("MAX(msgId)")
-                })
-                .await?;
-            v = cache
-                .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
-                .await?
-                .as_i64();
-        }
-        match v {
-            Some(n) if n > 0 && n <= i64::from(u32::MAX) => Ok(n as u32),
-            other => Err(Error::Redis {
-                context: format!("allocate {}", keys[0]),
-                message: format!("counter out of range: {other:?}"),
-            }),
-        }
+        allocate_on(self.store.unread(), self.store.pools(), key, max_sql, id).await
     }
 
     /// Next msgId of the pair `relate_id`: INCRBY `msg_id_<R>`; when the key is missing it is
@@ -301,7 +347,39 @@ impl Messages<'_> {
             relate_id: m.relate_id,
             from_id: m.from_id,
             to_id: m.to_id,
-            msg_id: m.msg_id,
+            msg_id: Some(m.msg_id),
+            content: m.content.to_vec(),
+            kind: m.kind,
+            created: m.created,
+            sessions: sessions.to_vec(),
+            session_time,
+        };
+        self.store
+            .batches()
+            .store_single
+            .call(job)
+            .await
+            .map(|_| ())
+    }
+
+    /// Send a single message: allocate its msgId (as [`Self::allocate_single`]), store it
+    /// with the session bumps (as [`Self::store_single`]), then HINCRBY `unread_<to>`
+    /// `<from>` 1. Concurrent sends share one EVAL for their ids, one transaction and one
+    /// EVAL for their counters. Returns the msgId once the row is committed; `Err` means
+    /// nothing was stored. A failed counter increment is logged, not returned: the message
+    /// is durable by then. Writes `msg_id_<R>`, `IMMessage_<R % 8>`, `IMRecentSession`,
+    /// `unread_<to>`.
+    pub async fn send_single(
+        &self,
+        m: &OutgoingSingle<'_>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Result<u32> {
+        let job = OwnedSingle {
+            relate_id: m.relate_id,
+            from_id: m.from_id,
+            to_id: m.to_id,
+            msg_id: None,
             content: m.content.to_vec(),
             kind: m.kind,
             created: m.created,
@@ -558,7 +636,8 @@ pub(crate) struct OwnedSingle {
     relate_id: u32,
     from_id: u32,
     to_id: u32,
-    msg_id: u32,
+    /// `None`: a send; the batch allocates the id and counts the message as unread.
+    msg_id: Option<u32>,
     content: Vec<u8>,
     kind: u8,
     created: u32,
@@ -584,15 +663,18 @@ fn insert_single_sql(shard: usize, n: usize) -> String {
     sql
 }
 
-/// Coalescer behind [`Messages::store_single`]: the messages of concurrent sends are stored
-/// in ONE master transaction (multi-row INSERTs per shard, one session UPDATE per distinct
-/// session time, one commit and log flush for all). The transaction is retried on a lock
-/// conflict; if it still fails, each message is stored alone, so one bad row only fails
-/// its own request. Every caller is answered only after its row is committed.
+/// Coalescer behind [`Messages::store_single`] and [`Messages::send_single`]: the messages
+/// of concurrent calls get their missing ids from one EVAL, are stored in ONE master
+/// transaction (multi-row INSERTs per shard, one session UPDATE per distinct session time,
+/// one commit and log flush for all), and the sends among them are counted as unread by
+/// one EVAL after the commit. The transaction is retried on a lock conflict; if it still
+/// fails, each message is stored alone, so one bad row only fails its own request. Every
+/// caller is answered only after its row is committed.
 pub(crate) fn store_single_coalescer(
-    pools: crate::store::Pools,
+    pools: Pools,
+    unread: Cache,
     shape: crate::batch::Shape,
-) -> crate::batch::Coalescer<OwnedSingle, ()> {
+) -> crate::batch::Coalescer<OwnedSingle, u32> {
     let texts: std::sync::Arc<Vec<Vec<String>>> = std::sync::Arc::new(
         (0..8)
             .map(|shard| {
@@ -604,36 +686,141 @@ pub(crate) fn store_single_coalescer(
     );
     crate::batch::Coalescer::spawn("store_single", shape, move |jobs: Vec<OwnedSingle>| {
         let pools = pools.clone();
+        let unread = unread.clone();
         let texts = texts.clone();
         async move {
             let n = jobs.len();
-            let together = with_retry("store_single", || {
-                pools.master_tx(async |c| store_singles_on(c, &texts, &jobs).await)
-            })
-            .await;
-            match together {
-                Ok(()) => (0..n).map(|_| Ok(())).collect(),
-                // Unknown outcome (the COMMIT or the whole unit may have reached the
-                // server): storing the messages again could duplicate them, so every caller
-                // gets the error. Likewise for a lone message.
-                Err(e) if n == 1 || !rolled_back(&e) => crate::batch::fan_out(n, Err(e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, n, "message batch failed; storing one by one");
-                    let mut out = Vec::with_capacity(n);
-                    for job in &jobs {
-                        let one = std::slice::from_ref(job);
-                        out.push(
-                            with_retry("store_single", || {
-                                pools.master_tx(async |c| store_singles_on(c, &texts, one).await)
-                            })
-                            .await,
-                        );
+            let mut out: Vec<Option<Result<u32>>> = (0..n).map(|_| None).collect();
+            // Sends come without an id; they are also counted as unread once stored.
+            let is_send: Vec<bool> = jobs.iter().map(|j| j.msg_id.is_none()).collect();
+            // Ids first; a message without one is not stored.
+            let ids = allocate_many(&unread, &pools, &jobs).await;
+            let mut ready: Vec<OwnedSingle> = Vec::with_capacity(n);
+            let mut ready_at: Vec<usize> = Vec::with_capacity(n);
+            for (i, (mut job, id)) in jobs.into_iter().zip(ids).enumerate() {
+                match id {
+                    Ok(id) => {
+                        job.msg_id = Some(id);
+                        ready.push(job);
+                        ready_at.push(i);
                     }
-                    out
+                    Err(e) => out[i] = Some(Err(e)),
                 }
             }
+            let stored = store_batch(&pools, &texts, &ready).await;
+            let counted = ready
+                .iter()
+                .zip(&ready_at)
+                .zip(&stored)
+                .filter(|((_, &i), r)| is_send[i] && r.is_ok())
+                .map(|((job, _), _)| job);
+            count_unread(&unread, counted).await;
+            for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
+                out[i] = Some(result.map(|()| job.msg_id.unwrap_or(0)));
+            }
+            out.into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("message left unanswered".into()))))
+                .collect()
         }
     })
+}
+
+/// The ids of a batch: given ones kept, missing ones from one EVAL over their counters
+/// (a pair sending twice gets two consecutive ids), a counter that does not exist seeded
+/// alone as [`allocate_on`] does. One result per job, in order.
+async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Vec<Result<u32>> {
+    let wanted: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].msg_id.is_none())
+        .collect();
+    let mut out: Vec<Result<u32>> = jobs.iter().map(|j| Ok(j.msg_id.unwrap_or(0))).collect();
+    if wanted.is_empty() {
+        return out;
+    }
+    let keys: Vec<String> = wanted
+        .iter()
+        .map(|&i| single_counter_key(jobs[i].relate_id))
+        .collect();
+    let values = match cache.eval(&INCR_MANY_IF_EXIST, &keys, &[]).await {
+        Ok(ScriptValue::List(values)) if values.len() == keys.len() => values,
+        Ok(other) => {
+            let e = Error::Redis {
+                context: format!("allocate {} ids", keys.len()),
+                message: format!("unexpected script result: {other:?}"),
+            };
+            for &i in &wanted {
+                out[i] = Err(e.duplicate());
+            }
+            return out;
+        }
+        Err(e) => {
+            for &i in &wanted {
+                out[i] = Err(e.duplicate());
+            }
+            return out;
+        }
+    };
+    for ((&i, key), value) in wanted.iter().zip(keys).zip(values) {
+        out[i] = match value.as_i64() {
+            Some(0) => {
+                let rel = jobs[i].relate_id;
+                allocate_on(cache, pools, key, MAX_SINGLE[shard_of(rel)], rel).await
+            }
+            v => msg_id_in_range(&key, v),
+        };
+    }
+    out
+}
+
+/// Store `jobs` (ids set) in one transaction, retried on a lock conflict; when a statement
+/// of it failed, one by one. One result per job.
+async fn store_batch(
+    pools: &Pools,
+    texts: &[Vec<String>],
+    jobs: &[OwnedSingle],
+) -> Vec<Result<()>> {
+    let n = jobs.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let together = with_retry("store_single", || {
+        pools.master_tx(async |c| store_singles_on(c, texts, jobs).await)
+    })
+    .await;
+    match together {
+        Ok(()) => (0..n).map(|_| Ok(())).collect(),
+        // Unknown outcome (the COMMIT or the whole unit may have reached the server):
+        // storing the messages again could duplicate them, so every caller gets the error.
+        // Likewise for a lone message.
+        Err(e) if n == 1 || !rolled_back(&e) => crate::batch::fan_out(n, Err(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, n, "message batch failed; storing one by one");
+            let mut out = Vec::with_capacity(n);
+            for job in jobs {
+                let one = std::slice::from_ref(job);
+                out.push(
+                    with_retry("store_single", || {
+                        pools.master_tx(async |c| store_singles_on(c, texts, one).await)
+                    })
+                    .await,
+                );
+            }
+            out
+        }
+    }
+}
+
+/// After the commit: HINCRBY `unread_<to>` `<from>` 1 for every stored send, in one EVAL.
+/// A failure is logged, not returned: the messages are durable by then.
+async fn count_unread<'a>(cache: &Cache, sent: impl Iterator<Item = &'a OwnedSingle>) {
+    let (keys, fields): (Vec<String>, Vec<String>) = sent
+        .map(|j| (crate::unread::single_key(j.to_id), j.from_id.to_string()))
+        .unzip();
+    if keys.is_empty() {
+        return;
+    }
+    if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
+        tracing::error!(%error, n = keys.len(), "unread counters not incremented");
+    }
 }
 
 /// Whether a failed message transaction certainly stored nothing: a statement inside it
@@ -665,11 +852,15 @@ async fn store_singles_on(
             let mut q =
                 diesel::sql_query(shard_texts[chunk.len() - 1].as_str()).into_boxed::<Mysql>();
             for m in chunk {
+                // Ids are allocated before the transaction; never store one without.
+                let msg_id = m
+                    .msg_id
+                    .ok_or_else(|| Error::Invalid("message without a msgId".into()))?;
                 q = q
                     .bind::<Unsigned<Integer>, _>(m.relate_id)
                     .bind::<Unsigned<Integer>, _>(m.from_id)
                     .bind::<Unsigned<Integer>, _>(m.to_id)
-                    .bind::<Unsigned<Integer>, _>(m.msg_id)
+                    .bind::<Unsigned<Integer>, _>(msg_id)
                     .bind::<Binary, _>(m.content.as_slice())
                     .bind::<Unsigned<TinyInt>, _>(m.kind)
                     .bind::<Unsigned<Integer>, _>(m.created)

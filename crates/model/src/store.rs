@@ -125,7 +125,7 @@ impl Pools {
 pub(crate) struct Batches {
     pub login: crate::batch::Coalescer<String, Option<crate::user::User>>,
     pub send_lookup: crate::batch::Coalescer<(u32, u32), crate::session::SendLookup>,
-    pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, ()>,
+    pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, u32>,
     pub groups_of_user: crate::batch::Coalescer<u32, Vec<u32>>,
     pub newest: crate::batch::Coalescer<crate::message::NewestReq, crate::message::NewestLists>,
     pub list_single:
@@ -250,7 +250,11 @@ impl Store {
         let batches = Batches {
             login: crate::user::login_coalescer(pools.clone(), slave_reads.clone()),
             send_lookup: crate::session::send_lookup_coalescer(pools.clone(), send_reads),
-            store_single: crate::message::store_single_coalescer(pools.clone(), writes),
+            store_single: crate::message::store_single_coalescer(
+                pools.clone(),
+                unread.clone(),
+                writes,
+            ),
             groups_of_user: crate::group::groups_of_user_coalescer(
                 pools.clone(),
                 slave_reads.clone(),
@@ -295,6 +299,9 @@ impl Store {
 
     pub(crate) fn batches(&self) -> &Batches {
         &self.inner.batches
+    }
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.inner.pools
     }
     /// The msfs client (voice payload store).
     pub fn msfs(&self) -> &crate::msfs::MsfsClient {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dbproxy_model::message::NewSingleMessage;
+use dbproxy_model::message::{NewSingleMessage, OutgoingSingle};
 use dbproxy_model::user::NewUser;
 use dbproxy_model::{session, Batching, Db, Store};
 use dbproxy_testkit::TestEnv;
@@ -252,6 +252,97 @@ async fn concurrent_message_writes_are_all_stored_once_and_bump_sessions() {
                 1_700_000_500,
                 "session {sid} bumped"
             );
+        }
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_get_consecutive_ids_rows_and_unread_counts() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    // 12 pairs over every shard. Pair 0's counter is lost before the sends (seeded from
+    // its stored MAX(msgId) = 40); the others start without any message.
+    let mut pairs = Vec::new();
+    for i in 1..=12u32 {
+        let (a, b) = (i, 2000 + i);
+        let rel = s.relations().get_or_create(a, b).await.unwrap().unwrap();
+        let sa = s.sessions().add(a, b, session::SINGLE).await.unwrap();
+        let sb = s.sessions().add(b, a, session::SINGLE).await.unwrap();
+        pairs.push((a, b, rel, sa, sb));
+    }
+    let (a0, b0, rel0, sa0, sb0) = pairs[0];
+    let old = NewSingleMessage {
+        relate_id: rel0,
+        from_id: a0,
+        to_id: b0,
+        msg_id: 40,
+        content: b"before",
+        kind: 1,
+        created: 1_600_000_000,
+    };
+    s.messages()
+        .store_single(&old, &[sa0, sb0], 1_600_000_000)
+        .await
+        .unwrap();
+    let key0 = dbproxy_model::message::single_counter_key(rel0);
+    s.unread().del(&[key0.as_str()]).await.unwrap();
+
+    let pairs = Arc::new(pairs);
+    let mut tasks = Vec::new();
+    for p in 0..pairs.len() {
+        for n in 0..8u32 {
+            let s = s.clone();
+            let pairs = pairs.clone();
+            tasks.push(tokio::spawn(async move {
+                let (a, b, rel, sa, sb) = pairs[p];
+                let text = format!("s{n} from {a}: '); DROP TABLE IMMessage_0; --");
+                let m = OutgoingSingle {
+                    relate_id: rel,
+                    from_id: a,
+                    to_id: b,
+                    content: text.as_bytes(),
+                    kind: 1,
+                    created: 1_700_000_000 + n,
+                };
+                let id = s
+                    .messages()
+                    .send_single(&m, &[sa, sb], 1_700_000_900)
+                    .await
+                    .unwrap();
+                (p, id)
+            }));
+        }
+    }
+    let mut acked: Vec<Vec<u32>> = vec![Vec::new(); pairs.len()];
+    for t in tasks {
+        let (p, id) = t.await.unwrap();
+        acked[p].push(id);
+    }
+    for (p, &(a, b, rel, sa, sb)) in pairs.iter().enumerate() {
+        let first = if p == 0 { 41 } else { 1 };
+        let mut ids = acked[p].clone();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (first..first + 8).collect::<Vec<_>>(),
+            "pair {p}: distinct, consecutive"
+        );
+        let rows = s.messages().list_single(rel, 0, 100).await.unwrap();
+        let mut stored: Vec<u32> = rows
+            .iter()
+            .filter(|m| m.content != b"before")
+            .map(|m| m.msg_id)
+            .collect();
+        stored.sort_unstable();
+        assert_eq!(stored, ids, "pair {p}: every acknowledged id stored once");
+        assert!(rows.iter().any(
+            |m| m.content == format!("s5 from {a}: '); DROP TABLE IMMessage_0; --").as_bytes()
+        ));
+        let counts = s.counters().single_counts(b).await.unwrap();
+        assert_eq!(counts, vec![(a, 8)], "pair {p}: unread of the receiver");
+        for sid in [sa, sb] {
+            assert_eq!(session_updated(s, sid).await, 1_700_000_900);
         }
     }
     env.cleanup().await;

@@ -2,13 +2,13 @@
 //! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
 //! Mirrors behaviour.md §11.10 (single text) and §11.13 (single list).
 
-use dbproxy_model::message::NewSingleMessage;
+use dbproxy_model::message::OutgoingSingle;
 use dbproxy_model::{session, unix_now, Store};
 
 /// Stores one single-chat text message from `from` to `to` as the CID_MSG_DATA handler
 /// does: the send lookup (both sessions and the relation in one coalesced read), the
-/// locked create paths only for what is missing, a msg id from Redis, the row plus session
-/// bumps in one (coalesced) transaction, the receiver's unread counter. Returns the msg id.
+/// locked create paths only for what is missing, then the msg id, the row plus session
+/// bumps and the receiver's unread counter in one coalesced call. Returns the msg id.
 pub async fn send_single(
     store: &Store,
     from: u32,
@@ -33,19 +33,15 @@ pub async fn send_single(
             None => return Ok(0),
         },
     };
-    let msg_id = store.messages().allocate_single(relate_id).await?;
-    let m = NewSingleMessage {
+    let m = OutgoingSingle {
         relate_id,
         from_id: from,
         to_id: to,
-        msg_id,
         content,
         kind: 1,
         created: create_time,
     };
-    store.messages().store_single(&m, &[s, ps], now).await?;
-    store.counters().incr_single(to, from).await?;
-    Ok(msg_id)
+    store.messages().send_single(&m, &[s, ps], now).await
 }
 
 /// Reads the newest `count` messages of the pair as CID_MSG_LIST_REQUEST (msg_id_begin 0)
