@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -52,6 +52,17 @@ pub(crate) struct Coalescer<Req, Rsp> {
     tx: mpsc::Sender<Job<Req, Rsp>>,
 }
 
+/// A batch's permit of its pool's gate (see [`Shape::gate`]), held while the batch runs.
+pub(crate) struct Held(Option<OwnedSemaphorePermit>);
+
+impl Held {
+    /// Give the permit back before the batch ends, once its last MySQL statement is done, so
+    /// the next batch can start while this one finishes other work (Redis).
+    pub(crate) fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
 impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
     /// Start the dispatcher on the current tokio runtime. `run` gets the requests of one
     /// batch (1..=max_batch, in arrival order) and returns one result per request, in the
@@ -59,6 +70,21 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
     pub(crate) fn spawn<F, Fut>(name: &'static str, shape: Shape, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<Rsp>>> + Send + 'static,
+    {
+        Self::spawn_held(name, shape, move |reqs, held| {
+            let batch = run(reqs);
+            async move {
+                let _held = held;
+                batch.await
+            }
+        })
+    }
+
+    /// [`Self::spawn`] for a `run` that gives its gate permit back early ([`Held::release`]).
+    pub(crate) fn spawn_held<F, Fut>(name: &'static str, shape: Shape, run: F) -> Self
+    where
+        F: Fn(Vec<Req>, Held) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<Result<Rsp>>> + Send + 'static,
     {
         let max_batch = shape.max_batch.max(1);
@@ -95,11 +121,10 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                 let run = run.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let _connection = connection;
                     let (reqs, replies): (Vec<Req>, Vec<_>) =
                         batch.into_iter().map(|j| (j.req, j.reply)).unzip();
                     let n = reqs.len();
-                    let mut results = run(reqs).await.into_iter();
+                    let mut results = run(reqs, Held(connection)).await.into_iter();
                     for reply in replies {
                         let r = results.next().unwrap_or_else(|| {
                             Err(Error::Invalid(format!(

@@ -684,7 +684,7 @@ pub(crate) fn store_single_coalescer(
             })
             .collect(),
     );
-    crate::batch::Coalescer::spawn("store_single", shape, move |jobs: Vec<OwnedSingle>| {
+    let run = move |jobs: Vec<OwnedSingle>, mut held: crate::batch::Held| {
         let pools = pools.clone();
         let unread = unread.clone();
         let texts = texts.clone();
@@ -708,6 +708,8 @@ pub(crate) fn store_single_coalescer(
                 }
             }
             let stored = store_batch(&pools, &texts, &ready).await;
+            // MySQL is done: the next batch may start while this one counts in Redis.
+            held.release();
             let counted = ready
                 .iter()
                 .zip(&ready_at)
@@ -722,7 +724,8 @@ pub(crate) fn store_single_coalescer(
                 .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("message left unanswered".into()))))
                 .collect()
         }
-    })
+    };
+    crate::batch::Coalescer::spawn_held("store_single", shape, run)
 }
 
 /// The ids of a batch: given ones kept, missing ones from one EVAL over their counters
