@@ -2,7 +2,9 @@
 //! message lists, latest id and lookup by ids.
 
 use bytes::{Bytes, BytesMut};
-use dbproxy_model::message::{self, GroupMessage, NewGroupMessage, OutgoingSingle, SingleMessage};
+use dbproxy_model::message::{
+    self, GroupMessage, NewGroupMessage, OutgoingSingle, Sent, SingleMessage,
+};
 use dbproxy_model::session;
 use dbproxy_model::store::Db;
 use dbproxy_protocol::pb::im::base_define::{MsgInfo, MsgType, SessionType, UnreadInfo};
@@ -178,6 +180,9 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
     }
     let sessions = [mine, theirs];
     let Some(content) = content_for(ctx, req, kind).await? else {
+        // Q-M02 fixed as the quirk says: reply 0, but the id is still used and the sessions
+        // bumped, so Redis and MySQL end as the original leaves them.
+        Box::pin(store.messages().allocate_single(rel)).await?;
         Box::pin(bump_anyway(ctx, &sessions, now)).await;
         return Ok(0);
     };
@@ -190,12 +195,13 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
         created: req.create_time,
     };
     // Id, row + session bumps, unread counter: one coalesced call (see Messages::send_single).
-    match store.messages().send_single(&msg, &sessions, now).await {
-        Ok(id) => Ok(id),
-        Err(error) => {
-            // Q-M03/Q-M04 fixed: nothing stored (no id, or the insert failed) → msg_id 0;
-            // the sessions are still bumped, as the original does.
-            tracing::error!(%error, from, to, "message not stored");
+    // No id (Q-M04 fixed): the error reply (msg_id 0), nothing bumped, as the original skips
+    // the insert and the bumps when it has no id.
+    match store.messages().send_single(&msg, &sessions, now).await? {
+        Sent::Stored(id) => Ok(id),
+        Sent::NotStored { error, .. } => {
+            // Q-M03 fixed: nothing stored → msg_id 0; the sessions are still bumped.
+            tracing::error!(%error, from, to, "message insert failed");
             Box::pin(bump_anyway(ctx, &sessions, now)).await;
             Ok(0)
         }

@@ -55,22 +55,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .ok_or("no relation for a pair of non-zero ids")?;
     for text in ["hello bob", "are you there?"] {
-        let msg_id = store.messages().allocate_single(relate_id).await?;
-        let msg = message::NewSingleMessage {
+        let msg = message::OutgoingSingle {
             relate_id,
             from_id: alice,
             to_id: bob,
-            msg_id,
             content: text.as_bytes(),
             kind: 1,
             created: now,
         };
-        // The row and both session bumps commit together.
-        store
+        // The id is allocated, the row and both session bumps commit together, then bob's
+        // unread counter is raised: one call, as the CID_MSG_DATA handler makes it.
+        let msg_id = match store
             .messages()
-            .store_single(&msg, &[alice_session, bob_session], now)
-            .await?;
-        store.counters().incr_single(bob, alice).await?;
+            .send_single(&msg, &[alice_session, bob_session], now)
+            .await?
+        {
+            message::Sent::Stored(id) => id,
+            message::Sent::NotStored { error, .. } => return Err(error.into()),
+        };
         println!("stored msg_id {msg_id}: {text}");
     }
 

@@ -145,6 +145,15 @@ pub struct OutgoingSingle<'a> {
     pub created: u32,
 }
 
+/// Outcome of [`Messages::send_single`] once its msgId was allocated.
+#[derive(Debug)]
+pub enum Sent {
+    /// The row is committed (and the sessions bumped) under this msgId.
+    Stored(u32),
+    /// `msg_id` was allocated but nothing was stored; the sessions were not bumped.
+    NotStored { msg_id: u32, error: Error },
+}
+
 /// A group message to store.
 #[derive(Debug, Clone, Copy)]
 pub struct NewGroupMessage<'a> {
@@ -354,27 +363,25 @@ impl Messages<'_> {
             sessions: sessions.to_vec(),
             session_time,
         };
-        self.store
-            .batches()
-            .store_single
-            .call(job)
-            .await
-            .map(|_| ())
+        match self.store.batches().store_single.call(job).await? {
+            Sent::Stored(_) => Ok(()),
+            Sent::NotStored { error, .. } => Err(error),
+        }
     }
 
     /// Send a single message: allocate its msgId (as [`Self::allocate_single`]), store it
     /// with the session bumps (as [`Self::store_single`]), then HINCRBY `unread_<to>`
     /// `<from>` 1. Concurrent sends share one EVAL for their ids, one transaction and one
-    /// EVAL for their counters. Returns the msgId once the row is committed; `Err` means
-    /// nothing was stored. A failed counter increment is logged, not returned: the message
-    /// is durable by then. Writes `msg_id_<R>`, `IMMessage_<R % 8>`, `IMRecentSession`,
-    /// `unread_<to>`.
+    /// EVAL for their counters. `Err`: no id was allocated, nothing written. Otherwise
+    /// [`Sent::Stored`] once the row is committed, or [`Sent::NotStored`] (id used, nothing
+    /// stored). A failed counter increment is logged, not returned: the message is durable
+    /// by then. Writes `msg_id_<R>`, `IMMessage_<R % 8>`, `IMRecentSession`, `unread_<to>`.
     pub async fn send_single(
         &self,
         m: &OutgoingSingle<'_>,
         sessions: &[u32],
         session_time: u32,
-    ) -> Result<u32> {
+    ) -> Result<Sent> {
         let job = OwnedSingle {
             relate_id: m.relate_id,
             from_id: m.from_id,
@@ -674,7 +681,7 @@ pub(crate) fn store_single_coalescer(
     pools: Pools,
     unread: Cache,
     shape: crate::batch::Shape,
-) -> crate::batch::Coalescer<OwnedSingle, u32> {
+) -> crate::batch::Coalescer<OwnedSingle, Sent> {
     let texts: std::sync::Arc<Vec<Vec<String>>> = std::sync::Arc::new(
         (0..8)
             .map(|shard| {
@@ -690,7 +697,7 @@ pub(crate) fn store_single_coalescer(
         let texts = texts.clone();
         async move {
             let n = jobs.len();
-            let mut out: Vec<Option<Result<u32>>> = (0..n).map(|_| None).collect();
+            let mut out: Vec<Option<Result<Sent>>> = (0..n).map(|_| None).collect();
             // Sends come without an id; they are also counted as unread once stored.
             let is_send: Vec<bool> = jobs.iter().map(|j| j.msg_id.is_none()).collect();
             // Ids first; a message without one is not stored.
@@ -718,7 +725,11 @@ pub(crate) fn store_single_coalescer(
                 .map(|((job, _), _)| job);
             count_unread(&unread, counted).await;
             for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
-                out[i] = Some(result.map(|()| job.msg_id.unwrap_or(0)));
+                let msg_id = job.msg_id.unwrap_or(0);
+                out[i] = Some(Ok(match result {
+                    Ok(()) => Sent::Stored(msg_id),
+                    Err(error) => Sent::NotStored { msg_id, error },
+                }));
             }
             out.into_iter()
                 .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("message left unanswered".into()))))

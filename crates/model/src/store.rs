@@ -125,7 +125,7 @@ impl Pools {
 pub(crate) struct Batches {
     pub login: crate::batch::Coalescer<String, Option<crate::user::User>>,
     pub send_lookup: crate::batch::Coalescer<(u32, u32), crate::session::SendLookup>,
-    pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, u32>,
+    pub store_single: crate::batch::Coalescer<crate::message::OwnedSingle, crate::message::Sent>,
     pub groups_of_user: crate::batch::Coalescer<u32, Vec<u32>>,
     pub newest: crate::batch::Coalescer<crate::message::NewestReq, crate::message::NewestLists>,
     pub list_single:

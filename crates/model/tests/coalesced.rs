@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dbproxy_model::message::{NewSingleMessage, OutgoingSingle};
+use dbproxy_model::message::{NewSingleMessage, OutgoingSingle, Sent};
 use dbproxy_model::user::NewUser;
 use dbproxy_model::{session, Batching, Db, Store};
 use dbproxy_testkit::TestEnv;
@@ -305,12 +305,10 @@ async fn concurrent_sends_get_consecutive_ids_rows_and_unread_counts() {
                     kind: 1,
                     created: 1_700_000_000 + n,
                 };
-                let id = s
-                    .messages()
-                    .send_single(&m, &[sa, sb], 1_700_000_900)
-                    .await
-                    .unwrap();
-                (p, id)
+                match s.messages().send_single(&m, &[sa, sb], 1_700_000_900).await {
+                    Ok(Sent::Stored(id)) => (p, id),
+                    other => panic!("send {p}/{n}: {other:?}"),
+                }
             }));
         }
     }

@@ -2,7 +2,7 @@
 //! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
 //! Mirrors behaviour.md §11.10 (single text) and §11.13 (single list).
 
-use dbproxy_model::message::OutgoingSingle;
+use dbproxy_model::message::{OutgoingSingle, Sent};
 use dbproxy_model::{session, unix_now, Store};
 
 /// Stores one single-chat text message from `from` to `to` as the CID_MSG_DATA handler
@@ -41,7 +41,10 @@ pub async fn send_single(
         kind: 1,
         created: create_time,
     };
-    store.messages().send_single(&m, &[s, ps], now).await
+    match store.messages().send_single(&m, &[s, ps], now).await? {
+        Sent::Stored(id) => Ok(id),
+        Sent::NotStored { error, .. } => Err(error),
+    }
 }
 
 /// Reads the newest `count` messages of the pair as CID_MSG_LIST_REQUEST (msg_id_begin 0)
