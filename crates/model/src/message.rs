@@ -20,14 +20,14 @@ use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
 use crate::shard::shard_of;
 use crate::shard_sql;
-use crate::sql::CacheExt;
+use crate::sql::{col, CacheExt};
 use crate::store::{DbConn, Pools, Store};
 
 /// Maximum rows of a by-id lookup (§11.15).
 pub const BY_ID_LIMIT: usize = 100;
 
 /// One row of `IMMessage_N` (NULL content read as empty, Q-D03). Read by position (see
-/// [`col`]): every text producing it selects `id, relateId, fromId, toId, msgId, content,
+/// [`crate::sql::col`]): every text producing it selects `id, relateId, fromId, toId, msgId, content,
 /// type, status, created, updated` in that order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SingleMessage {
@@ -43,20 +43,6 @@ pub struct SingleMessage {
     pub status: u8,
     pub created: u32,
     pub updated: u32,
-}
-
-/// Column `i` of a row, by position. diesel's by-name lookup compares the name of every
-/// column before the wanted one, each converted from bytes: for 20-row pages that was a
-/// quarter of db-proxy's CPU under fetch. The hot rows are read by position instead; their
-/// texts fix the column order.
-fn col<'a, ST, T>(
-    row: &impl diesel::row::NamedRow<'a, Mysql>,
-    i: usize,
-) -> diesel::deserialize::Result<T>
-where
-    T: diesel::deserialize::FromSql<ST, Mysql>,
-{
-    diesel::row::Row::get_value::<ST, T, usize>(row, i)
 }
 
 impl SingleMessage {
