@@ -115,6 +115,45 @@ async fn concurrent_logins_each_get_their_own_account() {
     env.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_of_names_equal_under_the_collation_each_find_the_account() {
+    let env = one_slot_env().await;
+    let s = &env.store;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            s.users()
+                .insert(&user(&format!("eq{i}"), 0), 1)
+                .await
+                .unwrap(),
+        );
+    }
+    // utf8mb4_bin is PAD SPACE: "eq3" and "eq3  " equal the same row, so a batch holding
+    // both tags the row with one of them; the other must still find it.
+    for round in 0..5 {
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            for name in [format!("eq{i}"), format!("eq{i}  "), format!("EQ{i}")] {
+                let s = s.clone();
+                tasks.push(tokio::spawn(async move {
+                    let found = s.users().find_for_login(&name).await.unwrap();
+                    (i, name, found.map(|u| u.id))
+                }));
+            }
+        }
+        for t in tasks {
+            let (i, name, found) = t.await.unwrap();
+            let want = if name.starts_with("EQ") {
+                None
+            } else {
+                Some(ids[i])
+            };
+            assert_eq!(found, want, "round {round}: {name:?}");
+        }
+    }
+    env.cleanup().await;
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
