@@ -31,7 +31,7 @@ use bytes::Bytes;
 use dbproxy_model::Store;
 use dbproxy_protocol::commands::cid;
 
-use command::execute;
+use command::{execute, Command};
 use lockout::LoginGuard;
 
 /// Settings of the action layer (mapped by the binary from its configuration file).
@@ -75,6 +75,16 @@ pub(crate) struct Ctx {
 
 /// The future of one command's handler.
 type Handling<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Bytes>> + Send + 'a>>;
+
+/// Command `C` on `body`, boxed (see [`Actions::handle`]).
+fn boxed<'a, C>(ctx: &'a Ctx, body: &'a [u8]) -> Handling<'a>
+where
+    C: Command + 'a,
+    C::Req: Send,
+    C::Rsp: Send,
+{
+    Box::pin(execute::<C>(ctx, body))
+}
 
 /// The request handlers of db-proxy over one [`Store`]. Cheap to clone.
 #[derive(Clone)]
@@ -126,46 +136,34 @@ impl Actions {
         // Each command's future is boxed: a request in flight then holds only the state of
         // its own command, not the largest of them all.
         let handler: Handling<'_> = match command_id {
-            cid::OTHER_VALIDATE_REQ => Box::pin(execute::<login::Validate>(ctx, body)),
-            cid::LOGIN_REQ_PUSH_SHIELD => Box::pin(execute::<login::SetPushShield>(ctx, body)),
-            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => {
-                Box::pin(execute::<login::QueryPushShield>(ctx, body))
-            }
-            cid::BUDDY_LIST_USER_INFO_REQUEST => Box::pin(execute::<buddy::UsersInfo>(ctx, body)),
-            cid::BUDDY_LIST_ALL_USER_REQUEST => Box::pin(execute::<buddy::ChangedUsers>(ctx, body)),
-            cid::BUDDY_LIST_DEPARTMENT_REQUEST => {
-                Box::pin(execute::<buddy::Departments>(ctx, body))
-            }
-            cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => {
-                Box::pin(execute::<buddy::ChangeSignInfo>(ctx, body))
-            }
+            cid::OTHER_VALIDATE_REQ => boxed::<login::Validate>(ctx, body),
+            cid::LOGIN_REQ_PUSH_SHIELD => boxed::<login::SetPushShield>(ctx, body),
+            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => boxed::<login::QueryPushShield>(ctx, body),
+            cid::BUDDY_LIST_USER_INFO_REQUEST => boxed::<buddy::UsersInfo>(ctx, body),
+            cid::BUDDY_LIST_ALL_USER_REQUEST => boxed::<buddy::ChangedUsers>(ctx, body),
+            cid::BUDDY_LIST_DEPARTMENT_REQUEST => boxed::<buddy::Departments>(ctx, body),
+            cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => boxed::<buddy::ChangeSignInfo>(ctx, body),
             cid::BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
-                Box::pin(execute::<session::RecentSessions>(ctx, body))
+                boxed::<session::RecentSessions>(ctx, body)
             }
-            cid::BUDDY_LIST_REMOVE_SESSION_REQ => {
-                Box::pin(execute::<session::RemoveSession>(ctx, body))
-            }
+            cid::BUDDY_LIST_REMOVE_SESSION_REQ => boxed::<session::RemoveSession>(ctx, body),
             cid::MSG_DATA => Box::pin(message::send(ctx, body)),
-            cid::MSG_READ_ACK => Box::pin(execute::<message::ReadAck>(ctx, body)),
-            cid::MSG_UNREAD_CNT_REQUEST => Box::pin(execute::<message::UnreadCounts>(ctx, body)),
-            cid::MSG_LIST_REQUEST => Box::pin(execute::<message::MessageList>(ctx, body)),
-            cid::MSG_GET_LATEST_MSG_ID_REQ => Box::pin(execute::<message::LatestMsgId>(ctx, body)),
-            cid::MSG_GET_BY_MSG_ID_REQ => Box::pin(execute::<message::MessagesById>(ctx, body)),
-            cid::GROUP_NORMAL_LIST_REQUEST => Box::pin(execute::<group::NormalList>(ctx, body)),
-            cid::GROUP_INFO_REQUEST => Box::pin(execute::<group::Info>(ctx, body)),
-            cid::GROUP_CREATE_REQUEST => Box::pin(execute::<group::Create>(ctx, body)),
-            cid::GROUP_CHANGE_MEMBER_REQUEST => {
-                Box::pin(execute::<group::ChangeMembers>(ctx, body))
-            }
-            cid::GROUP_SHIELD_GROUP_REQUEST => Box::pin(execute::<group::SetShield>(ctx, body)),
-            cid::OTHER_GET_SHIELD_REQ => Box::pin(execute::<group::GetShield>(ctx, body)),
-            cid::LOGIN_REQ_DEVICETOKEN => Box::pin(execute::<token::SetDeviceToken>(ctx, body)),
-            cid::OTHER_GET_DEVICE_TOKEN_REQ => {
-                Box::pin(execute::<token::GetDeviceTokens>(ctx, body))
-            }
-            cid::FILE_HAS_OFFLINE_REQ => Box::pin(execute::<file::HasOffline>(ctx, body)),
-            cid::FILE_ADD_OFFLINE_REQ => Box::pin(execute::<file::AddOffline>(ctx, body)),
-            cid::FILE_DEL_OFFLINE_REQ => Box::pin(execute::<file::DelOffline>(ctx, body)),
+            cid::MSG_READ_ACK => boxed::<message::ReadAck>(ctx, body),
+            cid::MSG_UNREAD_CNT_REQUEST => boxed::<message::UnreadCounts>(ctx, body),
+            cid::MSG_LIST_REQUEST => boxed::<message::MessageList>(ctx, body),
+            cid::MSG_GET_LATEST_MSG_ID_REQ => boxed::<message::LatestMsgId>(ctx, body),
+            cid::MSG_GET_BY_MSG_ID_REQ => boxed::<message::MessagesById>(ctx, body),
+            cid::GROUP_NORMAL_LIST_REQUEST => boxed::<group::NormalList>(ctx, body),
+            cid::GROUP_INFO_REQUEST => boxed::<group::Info>(ctx, body),
+            cid::GROUP_CREATE_REQUEST => boxed::<group::Create>(ctx, body),
+            cid::GROUP_CHANGE_MEMBER_REQUEST => boxed::<group::ChangeMembers>(ctx, body),
+            cid::GROUP_SHIELD_GROUP_REQUEST => boxed::<group::SetShield>(ctx, body),
+            cid::OTHER_GET_SHIELD_REQ => boxed::<group::GetShield>(ctx, body),
+            cid::LOGIN_REQ_DEVICETOKEN => boxed::<token::SetDeviceToken>(ctx, body),
+            cid::OTHER_GET_DEVICE_TOKEN_REQ => boxed::<token::GetDeviceTokens>(ctx, body),
+            cid::FILE_HAS_OFFLINE_REQ => boxed::<file::HasOffline>(ctx, body),
+            cid::FILE_ADD_OFFLINE_REQ => boxed::<file::AddOffline>(ctx, body),
+            cid::FILE_DEL_OFFLINE_REQ => boxed::<file::DelOffline>(ctx, body),
             other => {
                 tracing::warn!(command_id = other, "no handler for command");
                 return None;
