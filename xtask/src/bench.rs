@@ -25,7 +25,7 @@ use rand::SeedableRng;
 
 pub use options::Args;
 use options::Mode;
-use report::Report;
+use report::{Report, StageReport};
 use stats::{Failure, Live, Recorder};
 use workload::{Target, Workload};
 
@@ -52,6 +52,11 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
         println!("{}", report.json());
     } else {
         println!("{}", report.text());
+        if args.stages {
+            for s in &report.stages {
+                println!("{}", s.text());
+            }
+        }
     }
     Ok(if report.requests > 0 {
         ExitCode::SUCCESS
@@ -256,6 +261,7 @@ async fn measure(
     let self0 = procs.cpu_seconds(self_pid).ok();
     let mariadb0 = procs.cpu_seconds_of(MARIADB_NAMES);
     let redis0 = procs.cpu_seconds_of(REDIS_NAMES);
+    let stages0 = stage_timings(&target);
     live.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
@@ -265,6 +271,7 @@ async fn measure(
     let self1 = procs.cpu_seconds(self_pid).ok();
     let mariadb1 = procs.cpu_seconds_of(MARIADB_NAMES);
     let redis1 = procs.cpu_seconds_of(REDIS_NAMES);
+    let stages1 = stage_timings(&target);
     let rss = server_pid.map(backend::ProcStats::peak_rss_kib);
     live.stop.store(true, Ordering::Relaxed);
     progress.abort();
@@ -295,7 +302,25 @@ async fn measure(
     if let (Some(a), Some(b)) = (redis0, redis1) {
         report.redis_cpu_s = Some(b - a);
     }
+    report.stages = stages1
+        .iter()
+        .map(|now| {
+            let before = stages0.iter().find(|s| s.name == now.name);
+            let delta = before.map_or_else(|| now.clone(), |b| now.since(b));
+            StageReport::new(&delta, window)
+        })
+        .filter(|s| s.runs_per_s > 0.0)
+        .collect();
     Ok(())
+}
+
+/// The model's stage counters of a direct run (none through the proxy: they live in the
+/// server process).
+fn stage_timings(target: &Target) -> Vec<dbproxy_model::StageTiming> {
+    match target {
+        Target::Direct(store) => store.timings(),
+        Target::Proxy { .. } => Vec::new(),
+    }
 }
 
 /// Process names of a local MariaDB / MySQL server and of Redis (all instances summed).

@@ -13,13 +13,16 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::timing::Timings;
 
 struct Job<Req, Rsp> {
     req: Req,
+    queued: Instant,
     reply: oneshot::Sender<Result<Rsp>>,
 }
 
@@ -66,13 +69,14 @@ impl Held {
 impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
     /// Start the dispatcher on the current tokio runtime. `run` gets the requests of one
     /// batch (1..=max_batch, in arrival order) and returns one result per request, in the
-    /// same order. The dispatcher stops when the coalescer is dropped.
-    pub(crate) fn spawn<F, Fut>(name: &'static str, shape: Shape, run: F) -> Self
+    /// same order. The dispatcher stops when the coalescer is dropped. Queue waits and
+    /// batch runs are timed in `timings` as `<name>: queue` and `<name>: batch`.
+    pub(crate) fn spawn<F, Fut>(name: &'static str, shape: Shape, timings: &Timings, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<Result<Rsp>>> + Send + 'static,
     {
-        Self::spawn_held(name, shape, move |reqs, held| {
+        Self::spawn_held(name, shape, timings, move |reqs, held| {
             let batch = run(reqs);
             async move {
                 let _held = held;
@@ -82,7 +86,12 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
     }
 
     /// [`Self::spawn`] for a `run` that gives its gate permit back early ([`Held::release`]).
-    pub(crate) fn spawn_held<F, Fut>(name: &'static str, shape: Shape, run: F) -> Self
+    pub(crate) fn spawn_held<F, Fut>(
+        name: &'static str,
+        shape: Shape,
+        timings: &Timings,
+        run: F,
+    ) -> Self
     where
         F: Fn(Vec<Req>, Held) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<Result<Rsp>>> + Send + 'static,
@@ -92,6 +101,10 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
         let slots = Arc::new(Semaphore::new(shape.parallel.max(1)));
         let gate = shape.gate.clone();
         let run = Arc::new(run);
+        let (queue_stage, batch_stage) = (
+            timings.stage(&format!("{name}: queue")),
+            timings.stage(&format!("{name}: batch")),
+        );
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(max_batch);
             loop {
@@ -119,12 +132,18 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                 }
                 let batch = std::mem::replace(&mut jobs, Vec::with_capacity(max_batch));
                 let run = run.clone();
+                let (queue_stage, batch_stage) = (queue_stage.clone(), batch_stage.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let start = Instant::now();
+                    let waited: Duration = batch.iter().map(|j| start - j.queued).sum();
                     let (reqs, replies): (Vec<Req>, Vec<_>) =
                         batch.into_iter().map(|j| (j.req, j.reply)).unzip();
                     let n = reqs.len();
-                    let mut results = run(reqs, Held(connection)).await.into_iter();
+                    queue_stage.record_sum(n as u64, n, waited);
+                    let results = run(reqs, Held(connection)).await;
+                    batch_stage.record(n, start.elapsed());
+                    let mut results = results.into_iter();
                     for reply in replies {
                         let r = results.next().unwrap_or_else(|| {
                             Err(Error::Invalid(format!(
@@ -145,7 +164,11 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
     pub(crate) async fn call(&self, req: Req) -> Result<Rsp> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { req, reply })
+            .send(Job {
+                req,
+                queued: Instant::now(),
+                reply,
+            })
             .await
             .map_err(|_| Error::Invalid(format!("{}: dispatcher stopped", self.name)))?;
         rx.await.map_err(|_| {
@@ -502,6 +525,7 @@ mod tests {
     async fn results_reach_their_callers_and_load_forms_batches() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
         let seen2 = seen.clone();
+        let timings = Timings::default();
         let c = Arc::new(Coalescer::spawn(
             "test",
             Shape {
@@ -510,6 +534,7 @@ mod tests {
                 capacity: 64,
                 gate: None,
             },
+            &timings,
             move |reqs: Vec<u32>| {
                 let seen = seen2.clone();
                 async move {
@@ -534,6 +559,19 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 40);
         assert!(sizes.iter().all(|&n| n <= 8), "{sizes:?}");
         assert!(sizes.len() < 40, "no batching happened: {sizes:?}");
+        // Every request's wait and every batch were timed.
+        let stages = timings.snapshot();
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["test: queue", "test: batch"]);
+        assert_eq!((stages[0].runs, stages[0].items), (40, 40));
+        assert_eq!(stages[1].runs as usize, sizes.len());
+        assert_eq!(stages[1].items, 40);
+        let slept = std::time::Duration::from_millis(5) * sizes.len() as u32;
+        assert!(
+            stages[1].total >= slept,
+            "{:?} < {slept:?}",
+            stages[1].total
+        );
     }
 
     #[tokio::test]
@@ -544,6 +582,7 @@ mod tests {
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sizes = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let timings = Timings::default();
         let make = |name: &'static str| {
             let (running, peak, sizes) = (running.clone(), peak.clone(), sizes.clone());
             Arc::new(Coalescer::spawn(
@@ -555,6 +594,7 @@ mod tests {
                     gate: None,
                 }
                 .gated(&gate),
+                &timings,
                 move |reqs: Vec<u32>| {
                     let (running, peak, sizes) = (running.clone(), peak.clone(), sizes.clone());
                     async move {
@@ -600,6 +640,7 @@ mod tests {
                 capacity: 4,
                 gate: None,
             },
+            &Timings::default(),
             |_reqs: Vec<u32>| async move { Vec::<Result<u32>>::new() },
         );
         let err = c.call(1).await.expect_err("no result");

@@ -685,9 +685,10 @@ struct MemberRow {
 pub(crate) fn groups_of_user_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<u32, Vec<u32>> {
     let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(groups_of_users_sql));
-    crate::batch::Coalescer::spawn("groups_of_user", shape, move |users: Vec<u32>| {
+    crate::batch::Coalescer::spawn("groups_of_user", shape, timings, move |users: Vec<u32>| {
         let pools = pools.clone();
         let texts = texts.clone();
         async move {

@@ -16,6 +16,7 @@ pub use cache::{Cache, Script, ScriptValue};
 pub use config::{Batching, MysqlConfig, RedisConfig, StoreConfig, Timeouts};
 pub use error::{Error, MysqlResultExt, Result};
 pub use store::{unix_now, Db, DbConn, DbWork, Store};
+pub use timing::StageTiming;
 
 pub mod audio;
 mod batch;
@@ -29,6 +30,7 @@ pub mod relation;
 pub mod session;
 pub mod sync_state;
 pub mod tables;
+mod timing;
 pub mod token;
 pub mod unread;
 pub mod user;

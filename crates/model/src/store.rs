@@ -135,6 +135,7 @@ pub(crate) struct Batches {
 struct Inner {
     pools: Pools,
     batches: Batches,
+    timings: crate::timing::Timings,
     unread: Cache,
     group_set: Cache,
     token: Cache,
@@ -247,25 +248,33 @@ impl Store {
         let slave_reads = cfg.batch.reads().gated(&slave_gate);
         let send_reads = cfg.batch.send_reads().gated(&master_gate);
         let writes = cfg.batch.writes().gated(&master_gate);
+        let timings = crate::timing::Timings::default();
         let batches = Batches {
-            login: crate::user::login_coalescer(pools.clone(), slave_reads.clone()),
-            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), send_reads),
+            login: crate::user::login_coalescer(pools.clone(), slave_reads.clone(), &timings),
+            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), send_reads, &timings),
             store_single: crate::message::store_single_coalescer(
                 pools.clone(),
                 unread.clone(),
                 writes,
+                &timings,
             ),
             groups_of_user: crate::group::groups_of_user_coalescer(
                 pools.clone(),
                 slave_reads.clone(),
+                &timings,
             ),
-            newest: crate::message::newest_coalescer(pools.clone(), slave_reads.clone()),
-            list_single: crate::message::list_single_coalescer(pools.clone(), slave_reads),
+            newest: crate::message::newest_coalescer(pools.clone(), slave_reads.clone(), &timings),
+            list_single: crate::message::list_single_coalescer(
+                pools.clone(),
+                slave_reads,
+                &timings,
+            ),
         };
         Ok(Store {
             inner: Arc::new(Inner {
                 pools,
                 batches,
+                timings,
                 unread,
                 group_set,
                 token,
@@ -295,6 +304,11 @@ impl Store {
     /// Configured timeouts.
     pub fn timeouts(&self) -> &Timeouts {
         &self.inner.timeouts
+    }
+    /// Time spent so far in each stage of the coalesced paths (queue waits, batches and
+    /// their backend steps; see [`crate::StageTiming`]). Reads in-process counters only.
+    pub fn timings(&self) -> Vec<crate::StageTiming> {
+        self.inner.timings.snapshot()
     }
 
     pub(crate) fn batches(&self) -> &Batches {

@@ -356,12 +356,13 @@ fn login_part() -> String {
 pub(crate) fn login_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<String, Option<User>> {
     let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(login_sql));
     let parts = std::sync::Arc::new(crate::batch::BucketTexts::new(|n| {
         crate::batch::tagged_union(&login_part(), n)
     }));
-    crate::batch::Coalescer::spawn("login", shape, move |names: Vec<String>| {
+    crate::batch::Coalescer::spawn("login", shape, timings, move |names: Vec<String>| {
         let pools = pools.clone();
         let texts = texts.clone();
         let parts = parts.clone();

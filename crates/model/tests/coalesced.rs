@@ -382,6 +382,23 @@ async fn concurrent_sends_get_consecutive_ids_rows_and_unread_counts() {
             assert_eq!(session_updated(s, sid).await, 1_700_000_900);
         }
     }
+    // Store::timings: every message (the stored one and the 96 sends) went through each
+    // stage of the store coalescer once; only the sends were counted as unread.
+    let timings = s.timings();
+    let stage = |name: &str| {
+        timings
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no stage {name} in {timings:?}"))
+            .clone()
+    };
+    assert_eq!(stage("store_single: queue").items, 97);
+    for name in ["batch", "ids", "transaction"] {
+        let t = stage(&format!("store_single: {name}"));
+        assert_eq!(t.items, 97, "{t:?}");
+        assert!(t.runs < 97 && t.total > std::time::Duration::ZERO, "{t:?}");
+    }
+    assert_eq!(stage("store_single: unread counters").items, 96);
     env.cleanup().await;
 }
 

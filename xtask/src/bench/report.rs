@@ -40,6 +40,45 @@ pub struct Report {
     pub redis_cpu_s: Option<f64>,
     /// One of the failures, for diagnosis.
     pub last_error: Option<String>,
+    /// Direct runs: time per stage of the model's coalesced paths over the window.
+    pub stages: Vec<StageReport>,
+}
+
+/// One stage of the model crate's coalesced paths over the measured window
+/// (`dbproxy_model::StageTiming`).
+#[derive(Debug, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    /// Runs per second (batches; requests for a `queue` stage).
+    pub runs_per_s: f64,
+    /// Requests per run.
+    pub items_per_run: f64,
+    /// Mean duration of one run, ms.
+    pub mean_ms: f64,
+}
+
+impl StageReport {
+    /// The window's share of `t` (already a difference of two snapshots).
+    pub fn new(t: &dbproxy_model::StageTiming, seconds: f64) -> StageReport {
+        let runs = t.runs as f64;
+        StageReport {
+            name: t.name.clone(),
+            runs_per_s: if seconds > 0.0 { runs / seconds } else { 0.0 },
+            items_per_run: if t.runs > 0 {
+                t.items as f64 / runs
+            } else {
+                0.0
+            },
+            mean_ms: t.mean().as_secs_f64() * 1e3,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "  stage {:<32} runs/s={:<8.0} per run: requests={:<6.1} ms={:.3}",
+            self.name, self.runs_per_s, self.items_per_run, self.mean_ms
+        )
+    }
 }
 
 impl Report {
@@ -64,6 +103,7 @@ impl Report {
             mariadb_cpu_s: None,
             redis_cpu_s: None,
             last_error: None,
+            stages: Vec::new(),
         }
     }
 
