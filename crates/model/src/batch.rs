@@ -221,22 +221,36 @@ pub(crate) fn tagged_union(part: &str, n: usize) -> String {
 /// One statement text per bucket size, built once: batched statements are padded to a
 /// bucket so their text is one of a few and stays prepared on each connection.
 pub(crate) struct BucketTexts {
+    sizes: &'static [usize],
     texts: Vec<String>,
 }
 
 impl BucketTexts {
     /// Texts `build(n)` for every size in [`BUCKETS`].
     pub(crate) fn new(build: impl Fn(usize) -> String) -> Self {
+        Self::with_sizes(&BUCKETS, build)
+    }
+
+    /// Texts `build(n)` for every size in `sizes` (ascending, not empty).
+    pub(crate) fn with_sizes(sizes: &'static [usize], build: impl Fn(usize) -> String) -> Self {
         BucketTexts {
-            texts: BUCKETS.iter().map(|&n| build(n)).collect(),
+            sizes,
+            texts: sizes.iter().map(|&n| build(n)).collect(),
         }
     }
 
-    /// The text for `n` items (n ≤ 32) and the padded size it expects.
+    /// The text for `n` items and the padded size it expects: the smallest size holding `n`
+    /// (the largest when none does; callers split their items into chunks of at most that).
     pub(crate) fn for_len(&self, n: usize) -> (&str, usize) {
-        let b = bucket(n);
-        let i = BUCKETS.iter().position(|&x| x == b).unwrap_or(0);
-        (&self.texts[i], b)
+        let i = self
+            .sizes
+            .iter()
+            .position(|&b| b >= n)
+            .unwrap_or(self.sizes.len().saturating_sub(1));
+        match (self.texts.get(i), self.sizes.get(i)) {
+            (Some(text), Some(&b)) => (text, b),
+            _ => ("", 0),
+        }
     }
 }
 
@@ -519,6 +533,15 @@ mod tests {
         let texts = BucketTexts::new(|n| format!("IN {n}"));
         assert_eq!(texts.for_len(3), ("IN 4", 4));
         assert_eq!(texts.for_len(1), ("IN 1", 1));
+        assert_eq!(
+            texts.for_len(40),
+            ("IN 32", 32),
+            "callers chunk at the largest size"
+        );
+        let wide = BucketTexts::with_sizes(&[1, 48, 96], |n| format!("IN {n}"));
+        assert_eq!(wide.for_len(2), ("IN 48", 48));
+        assert_eq!(wide.for_len(48), ("IN 48", 48));
+        assert_eq!(wide.for_len(80), ("IN 96", 96));
     }
 
     #[tokio::test]

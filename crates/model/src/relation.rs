@@ -116,7 +116,7 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
 }
 
 /// Active relation (status 0, newest row) of each `(smallId, bigId)` pair, keyed by the
-/// pair, on an existing connection. Reads `IMRelationShip`: one statement per 32 pairs,
+/// pair, on an existing connection. Reads `IMRelationShip`: one statement per 128 pairs,
 /// a row-constructor `IN` list of bound pairs ([`pair_markers`]) padded to a fixed size so
 /// the text stays prepared.
 pub(crate) async fn find_pairs_on(
@@ -149,10 +149,15 @@ pub(crate) async fn find_pairs_on(
     Ok(out)
 }
 
-const PAIRS_PER_STATEMENT: usize = 32;
+/// Statement sizes of [`find_pairs_on`]. A batch of unread counts asks for the relations of
+/// 16 users' sessions (~80 pairs in the bench): one statement of 96 pairs costs MariaDB about
+/// a quarter less CPU than three of 32 (measured with prepared statements), and saves two
+/// round trips.
+const PAIRS_SIZES: [usize; 10] = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128];
+const PAIRS_PER_STATEMENT: usize = PAIRS_SIZES[PAIRS_SIZES.len() - 1];
 
 static PAIRS_TEXTS: std::sync::LazyLock<crate::batch::BucketTexts> =
-    std::sync::LazyLock::new(|| crate::batch::BucketTexts::new(pairs_sql));
+    std::sync::LazyLock::new(|| crate::batch::BucketTexts::with_sizes(&PAIRS_SIZES, pairs_sql));
 
 /// `(?, ?), (?, ?), …` with `n` pairs: the list of a row-constructor `IN`, which MariaDB
 /// turns into the same index ranges as an OR list of `(a = ? AND b = ?)` for about a

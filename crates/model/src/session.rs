@@ -330,11 +330,16 @@ pub async fn bump_on(c: &mut DbConn, ids: &[u32], t: u32) -> Result<usize> {
     q.execute(c).await.ctx("IMRecentSession update")
 }
 
+/// Prepared sizes of [`bump_on`]: a message batch (up to 32 sends, two sessions each) bumps
+/// up to 64 sessions, which would otherwise need a one-off text (a prepare round trip and
+/// MariaDB's prepare work on every batch).
+const BUMP_SIZES: [usize; 8] = [1, 2, 4, 8, 16, 32, 48, 64];
+
 /// Largest id list [`bump_on`] pads to a prepared size; longer lists use a one-off text.
-const BUMP_MAX_CACHED: usize = 32;
+const BUMP_MAX_CACHED: usize = BUMP_SIZES[BUMP_SIZES.len() - 1];
 
 static BUMP_TEXTS: std::sync::LazyLock<crate::batch::BucketTexts> =
-    std::sync::LazyLock::new(|| crate::batch::BucketTexts::new(bump_sql));
+    std::sync::LazyLock::new(|| crate::batch::BucketTexts::with_sizes(&BUMP_SIZES, bump_sql));
 
 fn bump_sql(n: usize) -> String {
     let mut s = String::from("UPDATE IMRecentSession SET updated = ? WHERE id IN (?");

@@ -163,3 +163,41 @@ async fn send_lookup_and_list_between() {
         .is_empty());
     env.cleanup().await;
 }
+
+/// Session bumps of up to 64 ids go through padded prepared texts (a batch of 32 sends bumps
+/// up to 64 sessions), longer lists through a one-off text: every listed row gets the time,
+/// no other row does, and the count is of distinct rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_bumps_of_every_size_update_exactly_their_rows() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let mut ids = Vec::new();
+    for peer in 1..=70u32 {
+        ids.push(s.sessions().add(9, peer, session::SINGLE).await.unwrap());
+    }
+    for (n, t) in [
+        (33usize, 1_800_000_033u32),
+        (48, 1_800_000_048),
+        (50, 1_800_000_050),
+        (64, 1_800_000_064),
+        (70, 1_800_000_070),
+    ] {
+        // Reversed and with a duplicate: the statement sorts and de-duplicates.
+        let mut chosen: Vec<u32> = ids[..n].iter().rev().copied().collect();
+        chosen.push(ids[0]);
+        assert_eq!(s.sessions().bump(&chosen, t).await.unwrap(), n, "{n} ids");
+        let updated: std::collections::HashMap<u32, u32> = s
+            .sessions()
+            .recent(9, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.updated))
+            .collect();
+        assert_eq!(updated.len(), 70);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(updated[id] == t, i < n, "{n} ids: row {i}");
+        }
+    }
+    env.cleanup().await;
+}
