@@ -200,15 +200,6 @@ pub(crate) const BUCKETS: [usize; 6] = [1, 2, 4, 8, 16, 32];
 /// Most requests one batch can hold: the largest bucket.
 pub(crate) const MAX_BATCH: usize = BUCKETS[BUCKETS.len() - 1];
 
-/// The smallest bucket holding `n` (n ≤ 32).
-pub(crate) fn bucket(n: usize) -> usize {
-    BUCKETS
-        .iter()
-        .copied()
-        .find(|&b| b >= n)
-        .unwrap_or(BUCKETS[BUCKETS.len() - 1])
-}
-
 /// `(part_0) UNION ALL (part_1) ...`: `n` copies of `part`, where `{k}` becomes the copy's
 /// index (a literal tag telling which request a row answers).
 pub(crate) fn tagged_union(part: &str, n: usize) -> String {
@@ -517,14 +508,6 @@ mod tests {
     }
 
     #[test]
-    fn buckets_cover_sizes() {
-        assert_eq!(bucket(1), 1);
-        assert_eq!(bucket(3), 4);
-        assert_eq!(bucket(16), 16);
-        assert_eq!(bucket(17), 32);
-    }
-
-    #[test]
     fn union_tags_each_copy() {
         assert_eq!(
             tagged_union("SELECT {k} AS k FROM t WHERE a = ?", 2),
@@ -533,6 +516,8 @@ mod tests {
         let texts = BucketTexts::new(|n| format!("IN {n}"));
         assert_eq!(texts.for_len(3), ("IN 4", 4));
         assert_eq!(texts.for_len(1), ("IN 1", 1));
+        assert_eq!(texts.for_len(16), ("IN 16", 16));
+        assert_eq!(texts.for_len(17), ("IN 32", 32));
         assert_eq!(
             texts.for_len(40),
             ("IN 32", 32),
