@@ -153,8 +153,19 @@ async fn run_proxy(args: &Args) -> Result<Report> {
     )
     .await;
     if let Some(s) = server {
+        let log = s.log_path().to_path_buf();
         if let Err(e) = s.stop().await {
             eprintln!("bench: {e}");
+        }
+        // The server writes its stage counters to its log when it stops.
+        match std::fs::read_to_string(&log) {
+            Ok(text) => {
+                report.stages = text
+                    .lines()
+                    .filter_map(StageReport::from_log_line)
+                    .collect();
+            }
+            Err(e) => eprintln!("bench: cannot read {}: {e}", log.display()),
         }
     }
     result.map(|()| report)
@@ -307,9 +318,9 @@ async fn measure(
         .map(|now| {
             let before = stages0.iter().find(|s| s.name == now.name);
             let delta = before.map_or_else(|| now.clone(), |b| now.since(b));
-            StageReport::new(&delta, window)
+            StageReport::new(&delta)
         })
-        .filter(|s| s.runs_per_s > 0.0)
+        .filter(|s| s.runs > 0)
         .collect();
     Ok(())
 }

@@ -152,7 +152,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
     dbproxy_model::schema::migrate(&store)
         .await
         .map_err(|e| Error::Startup(format!("schema migration failed: {e}")))?;
-    let actions = Actions::new(store, action_cfg);
+    let actions = Actions::new(store.clone(), action_cfg);
     let server = Server::bind(server_cfg, Arc::new(ActionHandler(actions.clone())))
         .await
         .map_err(|e| startup(&e))?;
@@ -181,8 +181,24 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         tracing::warn!("group sync did not finish its pass in time");
     }
     served.map_err(|e| startup(&e))?;
+    log_stage_timings(&store);
     tracing::info!("db-proxy stopped");
     Ok(())
+}
+
+/// One info line per stage of the model's coalesced paths since the start (queue waits,
+/// batches and their backend steps; see `dbproxy_model::StageTiming`): where the time of
+/// this run went, for the operator reading the log after a stop.
+fn log_stage_timings(store: &Store) {
+    for t in store.timings().iter().filter(|t| t.runs > 0) {
+        tracing::info!(
+            stage = %t.name,
+            runs = t.runs,
+            requests_per_run = format_args!("{:.1}", t.items as f64 / t.runs as f64),
+            mean_ms = format_args!("{:.3}", t.mean().as_secs_f64() * 1e3),
+            "stage timing since start"
+        );
+    }
 }
 
 /// Installs SIGTERM/SIGINT handlers now (so an early signal is not lost) and returns a future

@@ -126,7 +126,8 @@ fn cargo_build_release() -> Result<()> {
 
 impl ServerProcess {
     /// Builds (unless `no_build`) and starts db-proxy with a config generated from `s`
-    /// (listen 127.0.0.1 on a free port, log level warn), waiting until it accepts TCP.
+    /// (listen 127.0.0.1 on a free port, JSON log of warnings and start/stop lines), waiting
+    /// until it accepts TCP.
     pub async fn start(s: &Settings, no_build: bool) -> Result<ServerProcess> {
         if !no_build {
             tokio::task::spawn_blocking(cargo_build_release).await??;
@@ -145,7 +146,10 @@ impl ServerProcess {
         cfg.server.listen = vec!["127.0.0.1".into()];
         cfg.server.port = i64::from(port);
         cfg.server.pid_file = String::new();
-        cfg.log.level = "warn".into();
+        // Warnings, plus the start/stop lines of the server's wiring, whose stop line gives
+        // the stage timings (see `StageReport::from_log_line`).
+        cfg.log.level = "warn,db_proxy::app=info".into();
+        cfg.log.format = db_proxy::settings::LogFormat::Json;
         let dir = root.join("target/bench");
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("db-proxy-bench.toml");
@@ -203,6 +207,11 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The server's log file (JSON lines).
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// SIGTERM (graceful: stop notice, drain), then SIGKILL after 10 s.

@@ -80,9 +80,10 @@ pub struct Args {
     /// (no proxy), with conns x depth concurrent workers. Every mode but ceiling.
     #[arg(long)]
     pub direct: bool,
-    /// With --direct: after the result line, one line per stage of the model's coalesced
-    /// paths (queue waits, batches, their backend steps) over the measured window.
-    #[arg(long, requires = "direct")]
+    /// After the result line, one line per stage of the model's coalesced paths (queue
+    /// waits, batches, their backend steps): over the measured window with --direct, over
+    /// the server's whole run (warm-up included, from its log at the stop) otherwise.
+    #[arg(long, conflicts_with = "addr")]
     pub stages: bool,
     /// Redis logical database of the bench (FLUSHDB'd first) when the bench owns the backends.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(0..=15))]

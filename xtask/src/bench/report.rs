@@ -40,17 +40,17 @@ pub struct Report {
     pub redis_cpu_s: Option<f64>,
     /// One of the failures, for diagnosis.
     pub last_error: Option<String>,
-    /// Direct runs: time per stage of the model's coalesced paths over the window.
+    /// Time per stage of the model's coalesced paths: over the window (direct runs) or over
+    /// the server's run (db-proxy started by the bench, read from its log).
     pub stages: Vec<StageReport>,
 }
 
-/// One stage of the model crate's coalesced paths over the measured window
-/// (`dbproxy_model::StageTiming`).
-#[derive(Debug, Serialize)]
+/// One stage of the model crate's coalesced paths (`dbproxy_model::StageTiming`).
+#[derive(Debug, Serialize, PartialEq)]
 pub struct StageReport {
     pub name: String,
-    /// Runs per second (batches; requests for a `queue` stage).
-    pub runs_per_s: f64,
+    /// Times it ran (batches; requests for a `queue` stage).
+    pub runs: u64,
     /// Requests per run.
     pub items_per_run: f64,
     /// Mean duration of one run, ms.
@@ -58,14 +58,13 @@ pub struct StageReport {
 }
 
 impl StageReport {
-    /// The window's share of `t` (already a difference of two snapshots).
-    pub fn new(t: &dbproxy_model::StageTiming, seconds: f64) -> StageReport {
-        let runs = t.runs as f64;
+    /// From `t` (for a window: the difference of two snapshots).
+    pub fn new(t: &dbproxy_model::StageTiming) -> StageReport {
         StageReport {
             name: t.name.clone(),
-            runs_per_s: if seconds > 0.0 { runs / seconds } else { 0.0 },
+            runs: t.runs,
             items_per_run: if t.runs > 0 {
-                t.items as f64 / runs
+                t.items as f64 / t.runs as f64
             } else {
                 0.0
             },
@@ -73,10 +72,30 @@ impl StageReport {
         }
     }
 
+    /// From one JSON line of db-proxy's log: the `stage timing since start` event it writes
+    /// for every stage when it stops. `None` for any other line.
+    pub fn from_log_line(line: &str) -> Option<StageReport> {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let f = v.get("fields")?;
+        if f.get("message")?.as_str()? != "stage timing since start" {
+            return None;
+        }
+        let number = |key: &str| -> Option<f64> {
+            let x = f.get(key)?;
+            x.as_f64().or_else(|| x.as_str()?.parse().ok())
+        };
+        Some(StageReport {
+            name: f.get("stage")?.as_str()?.to_owned(),
+            runs: f.get("runs")?.as_u64()?,
+            items_per_run: number("requests_per_run")?,
+            mean_ms: number("mean_ms")?,
+        })
+    }
+
     pub fn text(&self) -> String {
         format!(
-            "  stage {:<32} runs/s={:<8.0} per run: requests={:<6.1} ms={:.3}",
-            self.name, self.runs_per_s, self.items_per_run, self.mean_ms
+            "  stage {:<32} runs={:<9} per run: requests={:<6.1} ms={:.3}",
+            self.name, self.runs, self.items_per_run, self.mean_ms
         )
     }
 }
@@ -174,5 +193,27 @@ impl Report {
 
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_lines_of_the_server_log_are_read_and_others_skipped() {
+        let line = r#"{"timestamp":"2026-11-28T19:40:00Z","level":"INFO","fields":{"message":"stage timing since start","stage":"list_single: rows","runs":795,"requests_per_run":"16.0","mean_ms":"2.803"},"target":"db_proxy::app"}"#;
+        assert_eq!(
+            StageReport::from_log_line(line),
+            Some(StageReport {
+                name: "list_single: rows".into(),
+                runs: 795,
+                items_per_run: 16.0,
+                mean_ms: 2.803,
+            })
+        );
+        let other = r#"{"level":"INFO","fields":{"message":"db-proxy stopped"}}"#;
+        assert_eq!(StageReport::from_log_line(other), None);
+        assert_eq!(StageReport::from_log_line("not json"), None);
     }
 }
