@@ -136,7 +136,10 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                 tokio::spawn(async move {
                     let _slot = slot;
                     let start = Instant::now();
-                    let waited: Duration = batch.iter().map(|j| start - j.queued).sum();
+                    let waited: Duration = batch
+                        .iter()
+                        .map(|j| start.saturating_duration_since(j.queued))
+                        .sum();
                     let (reqs, replies): (Vec<Req>, Vec<_>) =
                         batch.into_iter().map(|j| (j.req, j.reply)).unzip();
                     let n = reqs.len();
