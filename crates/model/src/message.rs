@@ -751,7 +751,7 @@ pub(crate) fn store_single_coalescer(
                 .collect();
             if !counted.is_empty() {
                 count_stage
-                    .time(counted.len(), count_unread(&unread, counted.into_iter()))
+                    .time(counted.len(), count_unread(&unread, &counted))
                     .await;
             }
             for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
@@ -785,17 +785,15 @@ async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Ve
         .map(|&i| single_counter_key(jobs[i].relate_id))
         .collect();
     let values = match cache.eval(&INCR_MANY_IF_EXIST, &keys, &[]).await {
-        Ok(ScriptValue::List(values)) if values.len() == keys.len() => values,
-        Ok(other) => {
-            let e = Error::Redis {
-                context: format!("allocate {} ids", keys.len()),
-                message: format!("unexpected script result: {other:?}"),
-            };
-            for &i in &wanted {
-                out[i] = Err(e.duplicate());
-            }
-            return out;
-        }
+        Ok(ScriptValue::List(values)) if values.len() == keys.len() => Ok(values),
+        Ok(other) => Err(Error::Redis {
+            context: format!("allocate {} ids", keys.len()),
+            message: format!("unexpected script result: {other:?}"),
+        }),
+        Err(e) => Err(e),
+    };
+    let values = match values {
+        Ok(values) => values,
         Err(e) => {
             for &i in &wanted {
                 out[i] = Err(e.duplicate());
@@ -853,15 +851,13 @@ async fn store_batch(
     }
 }
 
-/// After the commit: HINCRBY `unread_<to>` `<from>` 1 for every stored send, in one EVAL.
-/// A failure is logged, not returned: the messages are durable by then.
-async fn count_unread<'a>(cache: &Cache, sent: impl Iterator<Item = &'a OwnedSingle>) {
+/// After the commit: HINCRBY `unread_<to>` `<from>` 1 for every stored send (at least
+/// one), in one EVAL. A failure is logged, not returned: the messages are durable by then.
+async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
     let (keys, fields): (Vec<String>, Vec<String>) = sent
+        .iter()
         .map(|j| (crate::unread::single_key(j.to_id), j.from_id.to_string()))
         .unzip();
-    if keys.is_empty() {
-        return;
-    }
     if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
         tracing::error!(%error, n = keys.len(), "unread counters not incremented");
     }

@@ -402,52 +402,58 @@ pub(crate) fn send_lookup_coalescer(
             async move {
                 let n = pairs.len();
                 let outcome = pools
-                    .master(async |c| {
-                        let (sql, size) = texts.for_len(n);
-                        let pick =
-                            |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
-                        let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
-                        for i in 0..size {
-                            let (from, to) = pick(i);
-                            for v in [from, to, to, from] {
-                                q = q.bind::<Unsigned<Integer>, _>(v);
-                            }
-                        }
-                        for i in 0..size {
-                            let (from, to) = pick(i);
-                            q = q
-                                .bind::<Unsigned<Integer>, _>(from.min(to))
-                                .bind::<Unsigned<Integer>, _>(from.max(to));
-                        }
-                        let rows: Vec<LookupRow> =
-                            q.cached().load(c).await.ctx("send lookup (batch)")?;
-                        let mut sessions = std::collections::HashMap::new();
-                        let mut relations = std::collections::HashMap::new();
-                        for r in rows {
-                            let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
-                                continue;
-                            };
-                            let Some(id) = u32::try_from(r.id).ok().filter(|&v| v != 0) else {
-                                continue;
-                            };
-                            if r.kind == 1 {
-                                sessions.insert((a, b), id);
-                            } else {
-                                relations.insert((a, b), id);
-                            }
-                        }
-                        Ok(pairs
-                            .iter()
-                            .map(|&(from, to)| SendLookup {
-                                sender_session: sessions.get(&(from, to)).copied(),
-                                receiver_session: sessions.get(&(to, from)).copied(),
-                                relate_id: relations.get(&(from.min(to), from.max(to))).copied(),
-                            })
-                            .collect())
-                    })
+                    .master(async |c| send_lookups_on(c, &texts, &pairs).await)
                     .await;
                 crate::batch::fan_out(n, outcome)
             }
         },
     )
+}
+
+/// One [`SendLookup`] per `(from, to)` pair, in order, from one [`send_lookup_sql`] statement
+/// on an existing connection.
+async fn send_lookups_on(
+    c: &mut DbConn,
+    texts: &crate::batch::BucketTexts,
+    pairs: &[(u32, u32)],
+) -> Result<Vec<SendLookup>> {
+    let (sql, size) = texts.for_len(pairs.len());
+    let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
+    let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
+    for i in 0..size {
+        let (from, to) = pick(i);
+        for v in [from, to, to, from] {
+            q = q.bind::<Unsigned<Integer>, _>(v);
+        }
+    }
+    for i in 0..size {
+        let (from, to) = pick(i);
+        q = q
+            .bind::<Unsigned<Integer>, _>(from.min(to))
+            .bind::<Unsigned<Integer>, _>(from.max(to));
+    }
+    let rows: Vec<LookupRow> = q.cached().load(c).await.ctx("send lookup (batch)")?;
+    let mut sessions = std::collections::HashMap::new();
+    let mut relations = std::collections::HashMap::new();
+    for r in rows {
+        let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
+            continue;
+        };
+        let Some(id) = u32::try_from(r.id).ok().filter(|&v| v != 0) else {
+            continue;
+        };
+        if r.kind == 1 {
+            sessions.insert((a, b), id);
+        } else {
+            relations.insert((a, b), id);
+        }
+    }
+    Ok(pairs
+        .iter()
+        .map(|&(from, to)| SendLookup {
+            sender_session: sessions.get(&(from, to)).copied(),
+            receiver_session: sessions.get(&(to, from)).copied(),
+            relate_id: relations.get(&(from.min(to), from.max(to))).copied(),
+        })
+        .collect())
 }

@@ -109,11 +109,10 @@ impl StageTiming {
 
     /// Mean duration of one run (zero when it never ran).
     pub fn mean(&self) -> Duration {
-        match u32::try_from(self.runs) {
-            Ok(0) => Duration::ZERO,
-            Ok(n) => self.total / n,
-            Err(_) => Duration::from_secs_f64(self.total.as_secs_f64() / self.runs as f64),
+        if self.runs == 0 {
+            return Duration::ZERO;
         }
+        Duration::from_secs_f64(self.total.as_secs_f64() / self.runs as f64)
     }
 }
 
