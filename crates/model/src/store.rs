@@ -26,6 +26,15 @@ type MysqlPool = deadpool::managed::Pool<Manager>;
 type Object = deadpool::managed::Object<Manager>;
 type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>;
 
+/// Run once on every new MySQL connection. The batched lookups filter on row-constructor
+/// `IN` lists of up to 128 pairs over non-unique indexes; by default MariaDB estimates such a
+/// list with B-tree descents for every pair and every candidate index before it runs the
+/// statement: about a quarter of the CPU of a 32-pair send lookup (BENCHMARKS.md). Above
+/// this many values it estimates from the index statistics instead. The plans of the hot
+/// lookups stay the same (their lists bind the leading columns of the only usable index,
+/// or of two indexes with the same leading columns).
+const SESSION_SETUP: &str = "SET SESSION eq_range_index_dive_limit = 8";
+
 /// Pool manager: diesel-async's, except that the recycle check (a `SELECT 1` round trip)
 /// runs only for connections idle longer than `verify_idle`, or reported broken. A
 /// recently used connection that the server closed meanwhile fails its unit of work,
@@ -40,7 +49,17 @@ impl deadpool::managed::Manager for Manager {
     type Error = diesel_async::pooled_connection::PoolError;
 
     async fn create(&self) -> Result<DbConn, Self::Error> {
-        self.inner.create().await
+        let mut conn = self.inner.create().await?;
+        // An optimisation only: a server without the variable still serves every statement.
+        if let Err(error) = diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(SESSION_SETUP),
+            &mut conn,
+        )
+        .await
+        {
+            tracing::warn!(%error, statement = SESSION_SETUP, "MySQL session setup failed");
+        }
+        Ok(conn)
     }
 
     async fn recycle(&self, obj: &mut DbConn, metrics: &Metrics) -> RecycleResult<Self::Error> {

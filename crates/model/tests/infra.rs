@@ -205,6 +205,60 @@ async fn killed_idle_connection_is_replaced_on_checkout() {
     env.cleanup().await;
 }
 
+/// `(connection id, eq_range_index_dive_limit)` of a pooled connection of `db`.
+async fn dive_limit(store: &dbproxy_model::Store, db: dbproxy_model::Db) -> (i64, i64) {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = BigInt)]
+        v: i64,
+    }
+    let r: Row = store
+        .on(db, async |c| {
+            diesel::sql_query(
+                "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id, \
+                 CAST(@@SESSION.eq_range_index_dive_limit AS SIGNED) AS v",
+            )
+            .get_result(c)
+            .await
+            .ctx("session variable")
+        })
+        .await
+        .unwrap();
+    (r.id, r.v)
+}
+
+/// Every new pooled connection, a replacement of a discarded one included, runs the session
+/// setup: long `IN` lists are estimated from index statistics, not by index dives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_connections_run_the_session_setup() {
+    use dbproxy_model::Db;
+    let env = TestEnv::with_config(|c| {
+        c.master.max_connections = 1;
+        c.slave.max_connections = 1;
+    })
+    .await;
+    let (first, limit) = dive_limit(&env.store, Db::Master).await;
+    assert_eq!(limit, 8);
+    assert_eq!(dive_limit(&env.store, Db::Slave).await.1, 8);
+    // A failed statement discards its connection; the next one is new and set up too.
+    let failed = env
+        .store
+        .master(async |c| {
+            diesel::sql_query("SELECT v FROM no_such_table")
+                .get_result::<One>(c)
+                .await
+                .ctx("missing table")
+        })
+        .await;
+    assert!(failed.is_err());
+    let (second, limit) = dive_limit(&env.store, Db::Master).await;
+    assert_ne!(second, first);
+    assert_eq!(limit, 8);
+    env.cleanup().await;
+}
+
 const HOSTILE: &[&str] = &[
     "' OR 1=1 --",
     "\\'; DROP TABLE IMUser; --",
