@@ -153,6 +153,9 @@ pub struct Limits {
     pub batch_read_slots: u64,
     /// Coalesced message-write transactions running at once (each on one master connection).
     pub batch_write_slots: u64,
+    /// How long a user pair's relation id, once read or created, serves message lists and
+    /// newest-message reads without a new `IMRelationShip` lookup, ms; 0 always looks up.
+    pub relation_cache_ms: u64,
 }
 
 /// `[log]`.
@@ -254,6 +257,7 @@ impl Default for Limits {
             batch_write_max: 32,
             batch_read_slots: 4,
             batch_write_slots: 4,
+            relation_cache_ms: 5_000,
         }
     }
 }
@@ -695,6 +699,7 @@ impl Settings {
                 read_slots: usize_of("limits.batch_read_slots", l.batch_read_slots)?,
                 write_slots: usize_of("limits.batch_write_slots", l.batch_write_slots)?,
             },
+            relation_ids_ttl: ms(l.relation_cache_ms),
         })
     }
 

@@ -219,6 +219,7 @@ fn toml_file_and_env_override() {
         ("DBPROXY__LIMITS__BATCH_MAX", "1"),
         ("DBPROXY__LIMITS__BATCH_WRITE_MAX", "24"),
         ("DBPROXY__LIMITS__BATCH_WRITE_SLOTS", "9"),
+        ("DBPROXY__LIMITS__RELATION_CACHE_MS", "0"),
         ("DBPROXY_TEST_MYSQL_URL", "mysql://ignored"),
     ]
     .into_iter()
@@ -238,6 +239,11 @@ fn toml_file_and_env_override() {
     let ms = std::time::Duration::from_millis;
     assert_eq!(s.server_config().unwrap().write_timeout, ms(700));
     assert_eq!(s.store_config().unwrap().timeouts.pool_verify_idle, ms(0));
+    assert_eq!(s.store_config().unwrap().relation_ids_ttl, ms(0));
+    assert_eq!(
+        Settings::default().store_config().unwrap().relation_ids_ttl,
+        ms(5000)
+    );
     let batch = s.store_config().unwrap().batch;
     assert_eq!(
         (

@@ -174,6 +174,10 @@ pub struct StoreConfig {
     /// Coalescing of concurrent hot-path calls (logins, send lookups, message writes,
     /// message lists, newest messages, group lists).
     pub batch: Batching,
+    /// How long the relation id of a user pair, once read or created, is used without
+    /// asking `IMRelationShip` again (message lists and newest messages); zero: always ask.
+    #[serde(with = "millis")]
+    pub relation_ids_ttl: Duration,
 }
 
 /// How concurrent calls of one kind are coalesced into shared statements (see the
@@ -244,6 +248,7 @@ impl Default for StoreConfig {
             msfs_url: "http://127.0.0.1:8700/".into(),
             timeouts: Timeouts::default(),
             batch: Batching::default(),
+            relation_ids_ttl: Duration::from_secs(5),
         }
     }
 }

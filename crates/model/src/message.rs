@@ -466,8 +466,9 @@ impl Messages<'_> {
             .await
     }
 
-    /// [`Self::list_single`] of the pair {a, b}: its active relation ([`crate::relation::find_on`],
-    /// `IMRelationShip`) and the page (`IMMessage_<R % 8>`) in ONE slave unit of work. No
+    /// [`Self::list_single`] of the pair {a, b}: its active relation (`IMRelationShip`, unless
+    /// read or created within `StoreConfig::relation_ids_ttl`) and the page
+    /// (`IMMessage_<R % 8>`) in ONE slave unit of work, coalesced with concurrent calls. No
     /// relation → empty.
     pub async fn list_single_between(
         &self,
@@ -565,7 +566,8 @@ impl Messages<'_> {
     }
 
     /// Newest visible messages of many conversations of `user` (§10.5, for §11.4 and §11.12):
-    /// the active relations with all `peers` (`IMRelationShip`), the newest status-0 row of
+    /// the active relations with all `peers` (`IMRelationShip`, except those read or created
+    /// within `StoreConfig::relation_ids_ttl`), the newest status-0 row of
     /// each relation (`IMMessage_<R % 8>`) and of each of `groups` (`IMGroupMessage_<G % 8>`,
     /// no join-time filter, Q-M12). Coalesced with concurrent calls into one slave unit of
     /// work (see `newest_coalescer`). The results follow the input order (one entry per peer /
@@ -1148,9 +1150,10 @@ pub(crate) type NewestLists = (Vec<Option<Newest>>, Vec<Option<Newest>>);
 pub(crate) fn newest_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<NewestReq, NewestLists> {
-    let stages = ReadStages::new(timings, "newest");
+    let stages = ReadStages::new(timings, "newest", relation_ids);
     crate::batch::Coalescer::spawn("newest", shape, timings, move |reqs: Vec<NewestReq>| {
         let pools = pools.clone();
         let stages = stages.clone();
@@ -1164,20 +1167,39 @@ pub(crate) fn newest_coalescer(
     })
 }
 
-/// The two timed steps of a batched read (see [`crate::timing`]): `<name>: relations` (the
-/// `IMRelationShip` lookup of every pair) and `<name>: rows` (the message statements).
+/// The two steps of a batched read, timed (see [`crate::timing`]): `<name>: relations` (the
+/// relation of every pair, from the remembered ids or one `IMRelationShip` statement) and
+/// `<name>: rows` (the message statements).
 #[derive(Clone)]
 struct ReadStages {
+    relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     relations: std::sync::Arc<crate::timing::Stage>,
     rows: std::sync::Arc<crate::timing::Stage>,
 }
 
 impl ReadStages {
-    fn new(timings: &crate::timing::Timings, name: &str) -> Self {
+    fn new(
+        timings: &crate::timing::Timings,
+        name: &str,
+        relation_ids: std::sync::Arc<crate::relation::RelationIds>,
+    ) -> Self {
         ReadStages {
+            relation_ids,
             relations: timings.stage(&format!("{name}: relations")),
             rows: timings.stage(&format!("{name}: rows")),
         }
+    }
+
+    /// The active relation of each `(smallId, bigId)` pair, timed as `<name>: relations`.
+    async fn relations_on(
+        &self,
+        c: &mut DbConn,
+        n: usize,
+        pairs: &[(u32, u32)],
+    ) -> Result<std::collections::HashMap<(u32, u32), u32>> {
+        self.relations
+            .time(n, self.relation_ids.find_pairs_on(c, pairs))
+            .await
     }
 }
 
@@ -1194,10 +1216,7 @@ async fn newest_lists_on(
                 .filter_map(|&p| crate::relation::pair(r.user, p))
         })
         .collect();
-    let rels = stages
-        .relations
-        .time(reqs.len(), crate::relation::find_pairs_on(c, &pairs))
-        .await?;
+    let rels = stages.relations_on(c, reqs.len(), &pairs).await?;
     let rel_of = |user: u32, peer: u32| {
         crate::relation::pair(user, peer).and_then(|k| rels.get(&k).copied())
     };
@@ -1284,16 +1303,18 @@ impl QueryableByName<Mysql> for SlottedSingle {
 }
 
 /// Coalescer behind [`Messages::list_single_between`]: the pages of concurrent fetches are
-/// read with one slave unit of work: the relations of all pairs in one `IMRelationShip`
+/// read with one slave unit of work: the relations of all pairs not remembered
+/// ([`crate::relation::RelationIds`]) in one `IMRelationShip`
 /// statement, then the pages through the fixed [`ShardSlots`] texts over
 /// `IMMessage_0..7` (one statement per 8 pages of one shard).
 pub(crate) fn list_single_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<PageReq, Vec<SingleMessage>> {
     let slots = std::sync::Arc::new(ShardSlots::new(&LIST_SINGLE_PART));
-    let stages = ReadStages::new(timings, "list_single");
+    let stages = ReadStages::new(timings, "list_single", relation_ids);
     crate::batch::Coalescer::spawn("list_single", shape, timings, move |reqs: Vec<PageReq>| {
         let pools = pools.clone();
         let slots = slots.clone();
@@ -1318,10 +1339,7 @@ async fn list_pages_on(
         .iter()
         .filter_map(|r| crate::relation::pair(r.a, r.b))
         .collect();
-    let rels = stages
-        .relations
-        .time(reqs.len(), crate::relation::find_pairs_on(c, &pairs))
-        .await?;
+    let rels = stages.relations_on(c, reqs.len(), &pairs).await?;
     // (request index, relation) of the requests that have a relation.
     let todo: Vec<(usize, u32)> = reqs
         .iter()

@@ -4,6 +4,9 @@
 //! and, when a relation row is first inserted, Redis `unread` key `msg_id_<relateId>`
 //! (set to `0` only if absent).
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use diesel::sql_types::{Integer, Unsigned};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
@@ -68,12 +71,14 @@ impl Relations<'_> {
     /// Reads `IMRelationShip` (slave fast path, then master); writes on master either
     /// `status = 0, updated = now` on the first existing row (any status) or a new row
     /// (small, big, 0, now, now). After an insert: SET NX `msg_id_<id>` `0` (unread instance;
-    /// a Redis failure there is logged, not returned).
+    /// a Redis failure there is logged, not returned). The id is remembered for the batched
+    /// reads (`StoreConfig::relation_ids_ttl`); this call itself always asks the tables.
     pub async fn get_or_create(&self, a: u32, b: u32) -> Result<Option<u32>> {
         let Some((small, big)) = pair(a, b) else {
             return Ok(None);
         };
         if let Some(id) = self.find(Db::Slave, a, b).await? {
+            self.store.relation_ids().remember([((small, big), id)]);
             return Ok(Some(id));
         }
         let lock = format!("dbproxy_rel_{small}_{big}");
@@ -91,6 +96,7 @@ impl Relations<'_> {
                 tracing::warn!(relate_id = id, error = %e, "SET NX msg_id key failed");
             }
         }
+        self.store.relation_ids().remember([((small, big), id)]);
         Ok(Some(id))
     }
 }
@@ -119,14 +125,11 @@ pub async fn find_on(c: &mut DbConn, a: u32, b: u32) -> Result<Option<u32>> {
 /// pair, on an existing connection. Reads `IMRelationShip`: one statement per 128 pairs,
 /// a row-constructor `IN` list of bound pairs ([`pair_markers`]) padded to a fixed size so
 /// the text stays prepared.
-pub(crate) async fn find_pairs_on(
-    c: &mut DbConn,
-    pairs: &[(u32, u32)],
-) -> Result<std::collections::HashMap<(u32, u32), u32>> {
+pub(crate) async fn find_pairs_on(c: &mut DbConn, pairs: &[(u32, u32)]) -> Result<PairIds> {
     let mut pairs: Vec<(u32, u32)> = pairs.to_vec();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut out = std::collections::HashMap::with_capacity(pairs.len());
+    let mut out = HashMap::with_capacity(pairs.len());
     for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
         let Some(&last) = chunk.last() else {
             continue;
@@ -147,6 +150,96 @@ pub(crate) async fn find_pairs_on(
         }
     }
     Ok(out)
+}
+
+/// Relation id of each `(smallId, bigId)` pair.
+pub(crate) type PairIds = HashMap<(u32, u32), u32>;
+
+/// Remembered relation ids and when each was read.
+type Remembered = HashMap<(u32, u32), (u32, Instant)>;
+
+/// Relation ids of user pairs this process read or created lately, kept for `ttl`: the
+/// batched page and newest-message reads (fetches, unread counts, recent sessions) then
+/// skip their `IMRelationShip` statement when every pair is known. A relation id, once
+/// assigned, never changes, and db-proxy never removes a relation, so an entry can only be
+/// stale when another program removes the row (status 1) or adds a second active row for the
+/// pair; `ttl` bounds that, as replication lag bounds a read from the slave. Only found
+/// relations are kept ("no relation" is always asked again). At most [`Self::MAX_ENTRIES`]
+/// pairs; when full, expired entries are dropped, and everything if none had expired.
+pub(crate) struct RelationIds {
+    ttl: Duration,
+    known: std::sync::Mutex<Remembered>,
+}
+
+impl RelationIds {
+    /// Bound on the remembered pairs (about 40 bytes each).
+    pub(crate) const MAX_ENTRIES: usize = 16_384;
+
+    /// Remember ids for `ttl`; a zero `ttl` remembers nothing.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        RelationIds {
+            ttl,
+            known: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        // The map is only a cache: a panic elsewhere while it was held leaves it usable.
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remember `(smallId, bigId) → id` pairs just read or written.
+    pub(crate) fn remember(&self, found: impl IntoIterator<Item = ((u32, u32), u32)>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut known = self.lock();
+        for (pair, id) in found {
+            if known.len() >= Self::MAX_ENTRIES && !known.contains_key(&pair) {
+                known.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+                if known.len() >= Self::MAX_ENTRIES {
+                    known.clear();
+                }
+            }
+            known.insert(pair, (id, now));
+        }
+    }
+
+    /// The remembered ids of `pairs` still within `ttl`, and the pairs to look up.
+    fn split(&self, pairs: &[(u32, u32)]) -> (PairIds, Vec<(u32, u32)>) {
+        let mut known_ids = HashMap::with_capacity(pairs.len());
+        let mut missing = Vec::new();
+        let now = Instant::now();
+        let known = self.lock();
+        for &pair in pairs {
+            match known.get(&pair) {
+                Some(&(id, at)) if now.duration_since(at) < self.ttl => {
+                    known_ids.insert(pair, id);
+                }
+                _ => missing.push(pair),
+            }
+        }
+        (known_ids, missing)
+    }
+
+    /// [`find_pairs_on`] for the pairs not remembered (none: no statement), merged with the
+    /// remembered ones; what the statement found is remembered.
+    pub(crate) async fn find_pairs_on(
+        &self,
+        c: &mut DbConn,
+        pairs: &[(u32, u32)],
+    ) -> Result<PairIds> {
+        let (mut out, missing) = self.split(pairs);
+        if !missing.is_empty() {
+            let found = find_pairs_on(c, &missing).await?;
+            self.remember(found.iter().map(|(&k, &v)| (k, v)));
+            out.extend(found);
+        }
+        Ok(out)
+    }
 }
 
 /// Statement sizes of [`find_pairs_on`]. A batch of unread counts asks for the relations of
@@ -224,4 +317,46 @@ async fn create_locked(c: &mut DbConn, small: u32, big: u32) -> Result<(u32, boo
     .ctx("IMRelationShip insert")?;
     let id = crate::sql::last_insert_id(c).await?;
     Ok((id, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RelationIds;
+    use std::time::Duration;
+
+    #[test]
+    fn remembered_ids_expire_and_unknown_pairs_are_asked() {
+        let ids = RelationIds::new(Duration::from_millis(50));
+        ids.remember([((1, 2), 7), ((3, 4), 9)]);
+        let (known, missing) = ids.split(&[(1, 2), (5, 6), (3, 4)]);
+        assert_eq!(known.len(), 2);
+        assert_eq!(known.get(&(1, 2)), Some(&7));
+        assert_eq!(known.get(&(3, 4)), Some(&9));
+        assert_eq!(missing, vec![(5, 6)]);
+        std::thread::sleep(Duration::from_millis(60));
+        let (known, missing) = ids.split(&[(1, 2), (3, 4)]);
+        assert!(known.is_empty());
+        assert_eq!(missing, vec![(1, 2), (3, 4)]);
+    }
+
+    #[test]
+    fn zero_ttl_remembers_nothing() {
+        let ids = RelationIds::new(Duration::ZERO);
+        ids.remember([((1, 2), 7)]);
+        let (known, missing) = ids.split(&[(1, 2)]);
+        assert!(known.is_empty());
+        assert_eq!(missing, vec![(1, 2)]);
+    }
+
+    #[test]
+    fn the_map_stays_bounded() {
+        let ids = RelationIds::new(Duration::from_secs(60));
+        let n = u32::try_from(RelationIds::MAX_ENTRIES).unwrap_or(u32::MAX);
+        ids.remember((0..n + 10).map(|i| ((i, i + 1), i + 100)));
+        let size = ids.lock().len();
+        assert!(size <= RelationIds::MAX_ENTRIES, "{size} entries");
+        // The newest pair is always kept.
+        let (known, _) = ids.split(&[(n + 9, n + 10)]);
+        assert_eq!(known.get(&(n + 9, n + 10)), Some(&(n + 109)));
+    }
 }

@@ -385,10 +385,12 @@ fn send_lookup_sql(n: usize) -> String {
 
 /// Coalescer behind [`Sessions::single_send_lookup`]: the lookups of concurrent sends share
 /// one master statement ([`send_lookup_sql`], padded to a fixed size so the text stays
-/// prepared). Reads `IMRecentSession` and `IMRelationShip`.
+/// prepared). Reads `IMRecentSession` and `IMRelationShip`; the relations found are
+/// remembered for the batched reads ([`crate::relation::RelationIds`]).
 pub(crate) fn send_lookup_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
+    relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
     let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(send_lookup_sql));
@@ -399,11 +401,20 @@ pub(crate) fn send_lookup_coalescer(
         move |pairs: Vec<(u32, u32)>| {
             let pools = pools.clone();
             let texts = texts.clone();
+            let relation_ids = relation_ids.clone();
             async move {
                 let n = pairs.len();
                 let outcome = pools
                     .master(async |c| send_lookups_on(c, &texts, &pairs).await)
                     .await;
+                if let Ok(found) = &outcome {
+                    relation_ids.remember(
+                        pairs
+                            .iter()
+                            .zip(found)
+                            .filter_map(|(&(a, b), f)| Some(((a.min(b), a.max(b)), f.relate_id?))),
+                    );
+                }
                 crate::batch::fan_out(n, outcome)
             }
         },

@@ -51,11 +51,8 @@ impl deadpool::managed::Manager for Manager {
     async fn create(&self) -> Result<DbConn, Self::Error> {
         let mut conn = self.inner.create().await?;
         // An optimisation only: a server without the variable still serves every statement.
-        if let Err(error) = diesel_async::RunQueryDsl::execute(
-            diesel::sql_query(SESSION_SETUP),
-            &mut conn,
-        )
-        .await
+        if let Err(error) =
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(SESSION_SETUP), &mut conn).await
         {
             tracing::warn!(%error, statement = SESSION_SETUP, "MySQL session setup failed");
         }
@@ -154,6 +151,7 @@ pub(crate) struct Batches {
 struct Inner {
     pools: Pools,
     batches: Batches,
+    relation_ids: Arc<crate::relation::RelationIds>,
     timings: crate::timing::Timings,
     unread: Cache,
     group_set: Cache,
@@ -268,9 +266,15 @@ impl Store {
         let send_reads = cfg.batch.send_reads().gated(&master_gate);
         let writes = cfg.batch.writes().gated(&master_gate);
         let timings = crate::timing::Timings::default();
+        let relation_ids = Arc::new(crate::relation::RelationIds::new(cfg.relation_ids_ttl));
         let batches = Batches {
             login: crate::user::login_coalescer(pools.clone(), slave_reads.clone(), &timings),
-            send_lookup: crate::session::send_lookup_coalescer(pools.clone(), send_reads, &timings),
+            send_lookup: crate::session::send_lookup_coalescer(
+                pools.clone(),
+                send_reads,
+                relation_ids.clone(),
+                &timings,
+            ),
             store_single: crate::message::store_single_coalescer(
                 pools.clone(),
                 unread.clone(),
@@ -282,10 +286,16 @@ impl Store {
                 slave_reads.clone(),
                 &timings,
             ),
-            newest: crate::message::newest_coalescer(pools.clone(), slave_reads.clone(), &timings),
+            newest: crate::message::newest_coalescer(
+                pools.clone(),
+                slave_reads.clone(),
+                relation_ids.clone(),
+                &timings,
+            ),
             list_single: crate::message::list_single_coalescer(
                 pools.clone(),
                 slave_reads,
+                relation_ids.clone(),
                 &timings,
             ),
         };
@@ -293,6 +303,7 @@ impl Store {
             inner: Arc::new(Inner {
                 pools,
                 batches,
+                relation_ids,
                 timings,
                 unread,
                 group_set,
@@ -335,6 +346,9 @@ impl Store {
     }
     pub(crate) fn pools(&self) -> &Pools {
         &self.inner.pools
+    }
+    pub(crate) fn relation_ids(&self) -> &crate::relation::RelationIds {
+        &self.inner.relation_ids
     }
     /// The msfs client (voice payload store).
     pub fn msfs(&self) -> &crate::msfs::MsfsClient {

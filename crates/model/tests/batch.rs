@@ -201,3 +201,72 @@ async fn session_bumps_of_every_size_update_exactly_their_rows() {
     }
     env.cleanup().await;
 }
+
+/// Marks every relation removed (status 1) behind db-proxy's back, as another program could.
+async fn remove_relations_elsewhere(env: &TestEnv) {
+    use dbproxy_model::MysqlResultExt;
+    use diesel_async::RunQueryDsl;
+    env.store
+        .master(async |c| {
+            diesel::sql_query("UPDATE IMRelationShip SET status = 1")
+                .execute(c)
+                .await
+                .ctx("remove relations")
+        })
+        .await
+        .unwrap();
+}
+
+/// Messages of the pair's page and whether it has a newest message, through the batched reads.
+async fn page_and_newest(s: &dbproxy_model::Store, user: u32, peer: u32) -> (usize, bool) {
+    let page = s
+        .messages()
+        .list_single_between(user, peer, 0, 10)
+        .await
+        .unwrap();
+    let (singles, _) = s.messages().newest_many(user, &[peer], &[]).await.unwrap();
+    (page.len(), singles.first().is_some_and(Option::is_some))
+}
+
+/// Message lists and newest-message reads use a relation id read or created within
+/// `relation_ids_ttl` without asking IMRelationShip again: a relation removed by another
+/// program still serves them until the ttl is over, and no longer after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_relation_ids_serve_reads_for_their_ttl_only() {
+    let env = TestEnv::with_config(|c| {
+        c.relation_ids_ttl = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let s = &env.store;
+    single(&env, 1, 2, 1, 10, b"x").await;
+    assert_eq!(page_and_newest(s, 1, 2).await, (1, true));
+    remove_relations_elsewhere(&env).await;
+    // Within the ttl: the remembered id.
+    assert_eq!(page_and_newest(s, 2, 1).await, (1, true));
+    // An exact lookup never uses remembered ids.
+    assert_eq!(s.relations().find(Db::Slave, 1, 2).await.unwrap(), None);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(page_and_newest(s, 1, 2).await, (0, false));
+    env.cleanup().await;
+}
+
+/// With a zero ttl every read asks IMRelationShip; "no relation" is never remembered, with
+/// any ttl: a relation that appears later is found by the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_ids_are_asked_again_without_ttl_or_when_missing() {
+    let env = TestEnv::with_config(|c| {
+        c.relation_ids_ttl = std::time::Duration::ZERO;
+    })
+    .await;
+    single(&env, 1, 2, 1, 10, b"x").await;
+    assert_eq!(page_and_newest(&env.store, 1, 2).await, (1, true));
+    remove_relations_elsewhere(&env).await;
+    assert_eq!(page_and_newest(&env.store, 1, 2).await, (0, false));
+    env.cleanup().await;
+
+    let env = TestEnv::new().await;
+    assert_eq!(page_and_newest(&env.store, 3, 4).await, (0, false));
+    single(&env, 4, 3, 1, 10, b"y").await;
+    assert_eq!(page_and_newest(&env.store, 3, 4).await, (1, true));
+    env.cleanup().await;
+}

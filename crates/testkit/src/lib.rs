@@ -230,6 +230,7 @@ impl TestEnv {
             msfs_url: "http://127.0.0.1:1/".into(),
             timeouts: Timeouts::default(),
             batch: Default::default(),
+            relation_ids_ttl: StoreConfig::default().relation_ids_ttl,
         };
         adjust(&mut config);
         // Build the env before connecting so a failed connect still cleans up on drop.
