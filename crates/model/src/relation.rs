@@ -209,7 +209,7 @@ impl RelationIds {
     }
 
     /// The remembered ids of `pairs` still within `ttl`, and the pairs to look up.
-    fn split(&self, pairs: &[(u32, u32)]) -> (PairIds, Vec<(u32, u32)>) {
+    pub(crate) fn split(&self, pairs: &[(u32, u32)]) -> (PairIds, Vec<(u32, u32)>) {
         let mut known_ids = HashMap::with_capacity(pairs.len());
         let mut missing = Vec::new();
         let now = Instant::now();

@@ -173,10 +173,11 @@ impl Sessions<'_> {
         }
     }
 
-    /// Fast path of a single send: in ONE master unit of work (two statements, Q-D06: reads
-    /// right before the writes go to master) read the visible type-1 sessions of both sides
-    /// (`IMRecentSession`, newest id per (userId, peerId)) and the active relation
-    /// (`IMRelationShip` via [`crate::relation::find_on`]). Missing pieces are `None`; the caller
+    /// Fast path of a single send: ONE master statement (Q-D06: reads right before the
+    /// writes go to master), coalesced with concurrent sends, reads the visible type-1
+    /// sessions of both sides (`IMRecentSession`, newest id per (userId, peerId)) and the
+    /// active relation (`IMRelationShip`, newest id; not read when its id was read or created
+    /// within `StoreConfig::relation_ids_ttl`). Missing pieces are `None`; the caller
     /// creates them with [`Self::add`] / [`crate::relation::Relations::get_or_create`]
     /// (the locked paths).
     /// `from == to` or a 0 id gives all `None`.
@@ -273,7 +274,8 @@ pub struct SendLookup {
     pub sender_session: Option<u32>,
     /// Visible single session of the receiver (userId = to, peerId = from), newest row.
     pub receiver_session: Option<u32>,
-    /// Active relation (status 0) of the pair, newest row.
+    /// Active relation (status 0) of the pair, newest row, or its id as read or created
+    /// within `StoreConfig::relation_ids_ttl`.
     pub relate_id: Option<u32>,
 }
 
@@ -364,36 +366,58 @@ struct LookupRow {
     id: i64,
 }
 
-/// The send lookup of `n` pairs: ONE statement of two grouped SELECTs, each with a
-/// row-constructor `IN` list of bound pairs ([`crate::relation::pair_markers`]): the newest visible single session of both sides of every pair
-/// (binds from, to, to, from per pair), then the active relation of every pair (binds small,
-/// big per pair). Far cheaper for MariaDB than one sub-select per pair.
-fn send_lookup_sql(n: usize) -> String {
-    use crate::relation::pair_markers;
+/// The sessions part of the send lookup of `n` pairs: the newest visible single session of
+/// both sides of every pair, one grouped SELECT with a row-constructor `IN` list of bound
+/// pairs ([`crate::relation::pair_markers`]; binds from, to, to, from per pair).
+fn send_lookup_sessions_sql(n: usize) -> String {
     format!(
         "(SELECT CAST(1 AS SIGNED) AS kind, CAST(userId AS SIGNED) AS a, \
          CAST(peerId AS SIGNED) AS b, CAST(MAX(id) AS SIGNED) AS id FROM IMRecentSession \
          WHERE type = 1 AND status = 0 AND (userId, peerId) IN ({}) \
-         GROUP BY userId, peerId) UNION ALL \
-         (SELECT CAST(0 AS SIGNED), CAST(smallId AS SIGNED), CAST(bigId AS SIGNED), \
-         CAST(MAX(id) AS SIGNED) FROM IMRelationShip WHERE status = 0 \
-         AND (smallId, bigId) IN ({}) GROUP BY smallId, bigId)",
-        pair_markers(2 * n),
-        pair_markers(n)
+         GROUP BY userId, peerId)",
+        crate::relation::pair_markers(2 * n)
     )
 }
 
+/// The send lookup of `n` pairs whose relations are not all remembered: ONE statement, the
+/// sessions part then the active relation of every pair (binds small, big per pair). Far
+/// cheaper for MariaDB than one sub-select per pair.
+fn send_lookup_sql(n: usize) -> String {
+    format!(
+        "{} UNION ALL \
+         (SELECT CAST(0 AS SIGNED), CAST(smallId AS SIGNED), CAST(bigId AS SIGNED), \
+         CAST(MAX(id) AS SIGNED) FROM IMRelationShip WHERE status = 0 \
+         AND (smallId, bigId) IN ({}) GROUP BY smallId, bigId)",
+        send_lookup_sessions_sql(n),
+        crate::relation::pair_markers(n)
+    )
+}
+
+/// The prepared texts of the send lookup, padded to fixed sizes.
+struct SendLookupTexts {
+    /// Sessions and relations ([`send_lookup_sql`]).
+    both: crate::batch::BucketTexts,
+    /// Sessions only, when every relation is remembered ([`send_lookup_sessions_sql`]).
+    sessions: crate::batch::BucketTexts,
+    /// Relation ids read or created lately.
+    relation_ids: std::sync::Arc<crate::relation::RelationIds>,
+}
+
 /// Coalescer behind [`Sessions::single_send_lookup`]: the lookups of concurrent sends share
-/// one master statement ([`send_lookup_sql`], padded to a fixed size so the text stays
-/// prepared). Reads `IMRecentSession` and `IMRelationShip`; the relations found are
-/// remembered for the batched reads ([`crate::relation::RelationIds`]).
+/// one master statement, padded to a fixed size so the text stays prepared. Reads
+/// `IMRecentSession`, and `IMRelationShip` unless the relation of every pair is remembered
+/// ([`crate::relation::RelationIds`]); the relations it reads are remembered.
 pub(crate) fn send_lookup_coalescer(
     pools: crate::store::Pools,
     shape: crate::batch::Shape,
     relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
-    let texts = std::sync::Arc::new(crate::batch::BucketTexts::new(send_lookup_sql));
+    let texts = std::sync::Arc::new(SendLookupTexts {
+        both: crate::batch::BucketTexts::new(send_lookup_sql),
+        sessions: crate::batch::BucketTexts::new(send_lookup_sessions_sql),
+        relation_ids,
+    });
     crate::batch::Coalescer::spawn(
         "send_lookup",
         shape,
@@ -401,34 +425,34 @@ pub(crate) fn send_lookup_coalescer(
         move |pairs: Vec<(u32, u32)>| {
             let pools = pools.clone();
             let texts = texts.clone();
-            let relation_ids = relation_ids.clone();
             async move {
                 let n = pairs.len();
                 let outcome = pools
                     .master(async |c| send_lookups_on(c, &texts, &pairs).await)
                     .await;
-                if let Ok(found) = &outcome {
-                    relation_ids.remember(
-                        pairs
-                            .iter()
-                            .zip(found)
-                            .filter_map(|(&(a, b), f)| Some(((a.min(b), a.max(b)), f.relate_id?))),
-                    );
-                }
                 crate::batch::fan_out(n, outcome)
             }
         },
     )
 }
 
-/// One [`SendLookup`] per `(from, to)` pair, in order, from one [`send_lookup_sql`] statement
-/// on an existing connection.
+/// One [`SendLookup`] per `(from, to)` pair, in order, from one statement on an existing
+/// connection: [`send_lookup_sessions_sql`] when the relation of every pair is remembered,
+/// else [`send_lookup_sql`] (whose relations are then remembered).
 async fn send_lookups_on(
     c: &mut DbConn,
-    texts: &crate::batch::BucketTexts,
+    texts: &SendLookupTexts,
     pairs: &[(u32, u32)],
 ) -> Result<Vec<SendLookup>> {
-    let (sql, size) = texts.for_len(pairs.len());
+    let keys: Vec<(u32, u32)> = pairs.iter().map(|&(f, t)| (f.min(t), f.max(t))).collect();
+    let (mut relations, missing) = texts.relation_ids.split(&keys);
+    let read_relations = !missing.is_empty();
+    let family = if read_relations {
+        &texts.both
+    } else {
+        &texts.sessions
+    };
+    let (sql, size) = family.for_len(pairs.len());
     let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
     let mut q = diesel::sql_query(sql).into_boxed::<diesel::mysql::Mysql>();
     for i in 0..size {
@@ -437,15 +461,17 @@ async fn send_lookups_on(
             q = q.bind::<Unsigned<Integer>, _>(v);
         }
     }
-    for i in 0..size {
-        let (from, to) = pick(i);
-        q = q
-            .bind::<Unsigned<Integer>, _>(from.min(to))
-            .bind::<Unsigned<Integer>, _>(from.max(to));
+    if read_relations {
+        for i in 0..size {
+            let (from, to) = pick(i);
+            q = q
+                .bind::<Unsigned<Integer>, _>(from.min(to))
+                .bind::<Unsigned<Integer>, _>(from.max(to));
+        }
     }
     let rows: Vec<LookupRow> = q.cached().load(c).await.ctx("send lookup (batch)")?;
     let mut sessions = std::collections::HashMap::new();
-    let mut relations = std::collections::HashMap::new();
+    let mut read = Vec::new();
     for r in rows {
         let (Ok(a), Ok(b)) = (u32::try_from(r.a), u32::try_from(r.b)) else {
             continue;
@@ -456,9 +482,11 @@ async fn send_lookups_on(
         if r.kind == 1 {
             sessions.insert((a, b), id);
         } else {
-            relations.insert((a, b), id);
+            read.push(((a, b), id));
         }
     }
+    texts.relation_ids.remember(read.iter().copied());
+    relations.extend(read);
     Ok(pairs
         .iter()
         .map(|&(from, to)| SendLookup {

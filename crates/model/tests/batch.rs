@@ -241,12 +241,21 @@ async fn remembered_relation_ids_serve_reads_for_their_ttl_only() {
     single(&env, 1, 2, 1, 10, b"x").await;
     assert_eq!(page_and_newest(s, 1, 2).await, (1, true));
     remove_relations_elsewhere(&env).await;
-    // Within the ttl: the remembered id.
+    // Within the ttl: the remembered id, for reads and for the send lookup.
     assert_eq!(page_and_newest(s, 2, 1).await, (1, true));
+    let rel = s
+        .sessions()
+        .single_send_lookup(2, 1)
+        .await
+        .unwrap()
+        .relate_id;
+    assert!(rel.is_some());
     // An exact lookup never uses remembered ids.
     assert_eq!(s.relations().find(Db::Slave, 1, 2).await.unwrap(), None);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(page_and_newest(s, 1, 2).await, (0, false));
+    let found = s.sessions().single_send_lookup(1, 2).await.unwrap();
+    assert_eq!(found.relate_id, None);
     env.cleanup().await;
 }
 
