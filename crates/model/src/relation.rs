@@ -165,7 +165,8 @@ type Remembered = HashMap<(u32, u32), (u32, Instant)>;
 /// stale when another program removes the row (status 1) or adds a second active row for the
 /// pair; `ttl` bounds that, as replication lag bounds a read from the slave. Only found
 /// relations are kept ("no relation" is always asked again). At most [`Self::MAX_ENTRIES`]
-/// pairs; when full, expired entries are dropped, and everything if none had expired.
+/// pairs; when full, expired entries are dropped, and everything if that leaves more than
+/// three quarters of the bound.
 pub(crate) struct RelationIds {
     ttl: Duration,
     known: std::sync::Mutex<Remembered>,
@@ -200,7 +201,8 @@ impl RelationIds {
         for (pair, id) in found {
             if known.len() >= Self::MAX_ENTRIES && !known.contains_key(&pair) {
                 known.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
-                if known.len() >= Self::MAX_ENTRIES {
+                // Room for a quarter of the bound at least, so that the sweep stays rare.
+                if known.len() > Self::MAX_ENTRIES / 4 * 3 {
                     known.clear();
                 }
             }
@@ -358,5 +360,18 @@ mod tests {
         // The newest pair is always kept.
         let (known, _) = ids.split(&[(n + 9, n + 10)]);
         assert_eq!(known.get(&(n + 9, n + 10)), Some(&(n + 109)));
+    }
+
+    #[test]
+    fn a_full_map_drops_expired_entries_first() {
+        let ids = RelationIds::new(Duration::from_millis(50));
+        let n = u32::try_from(RelationIds::MAX_ENTRIES).unwrap_or(u32::MAX);
+        ids.remember((0..n - 1).map(|i| ((i, i + 1), i)));
+        std::thread::sleep(Duration::from_millis(60));
+        ids.remember([((n, n + 1), 1), ((n + 1, n + 2), 2)]);
+        assert_eq!(ids.lock().len(), 2);
+        let (known, missing) = ids.split(&[(n, n + 1), (n + 1, n + 2), (0, 1)]);
+        assert_eq!(known.len(), 2);
+        assert_eq!(missing, vec![(0, 1)]);
     }
 }
