@@ -200,7 +200,7 @@ impl Default for MysqlInstance {
             database: "teamtalk".into(),
             user: "dbproxy".into(),
             password: "dbproxy".into(),
-            max_connections: 3,
+            max_connections: 4,
             socket: String::new(),
         }
     }

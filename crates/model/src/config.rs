@@ -35,7 +35,7 @@ impl Default for MysqlConfig {
             database: "teamtalk".into(),
             user: "dbproxy".into(),
             password: "dbproxy".into(),
-            max_connections: 3,
+            max_connections: 4,
             socket: None,
             prefer_socket: true,
         }
