@@ -393,8 +393,9 @@ fn send_lookup_sql(n: usize) -> String {
     )
 }
 
-/// The prepared texts of the send lookup, padded to fixed sizes.
-struct SendLookupTexts {
+/// What every send lookup batch shares: its prepared texts (padded to fixed sizes) and the
+/// remembered relation ids.
+struct SendLookupShared {
     /// Sessions and relations ([`send_lookup_sql`]).
     both: crate::batch::BucketTexts,
     /// Sessions only, when every relation is remembered ([`send_lookup_sessions_sql`]).
@@ -413,7 +414,7 @@ pub(crate) fn send_lookup_coalescer(
     relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<(u32, u32), SendLookup> {
-    let texts = std::sync::Arc::new(SendLookupTexts {
+    let shared = std::sync::Arc::new(SendLookupShared {
         both: crate::batch::BucketTexts::new(send_lookup_sql),
         sessions: crate::batch::BucketTexts::new(send_lookup_sessions_sql),
         relation_ids,
@@ -424,11 +425,11 @@ pub(crate) fn send_lookup_coalescer(
         timings,
         move |pairs: Vec<(u32, u32)>| {
             let pools = pools.clone();
-            let texts = texts.clone();
+            let shared = shared.clone();
             async move {
                 let n = pairs.len();
                 let outcome = pools
-                    .master(async |c| send_lookups_on(c, &texts, &pairs).await)
+                    .master(async |c| send_lookups_on(c, &shared, &pairs).await)
                     .await;
                 crate::batch::fan_out(n, outcome)
             }
@@ -441,16 +442,19 @@ pub(crate) fn send_lookup_coalescer(
 /// else [`send_lookup_sql`] (whose relations are then remembered).
 async fn send_lookups_on(
     c: &mut DbConn,
-    texts: &SendLookupTexts,
+    shared: &SendLookupShared,
     pairs: &[(u32, u32)],
 ) -> Result<Vec<SendLookup>> {
-    let keys: Vec<(u32, u32)> = pairs.iter().map(|&(f, t)| (f.min(t), f.max(t))).collect();
-    let (mut relations, missing) = texts.relation_ids.split(&keys);
+    let keys: Vec<(u32, u32)> = pairs
+        .iter()
+        .filter_map(|&(from, to)| crate::relation::pair(from, to))
+        .collect();
+    let (mut relations, missing) = shared.relation_ids.split(&keys);
     let read_relations = !missing.is_empty();
     let family = if read_relations {
-        &texts.both
+        &shared.both
     } else {
-        &texts.sessions
+        &shared.sessions
     };
     let (sql, size) = family.for_len(pairs.len());
     let pick = |i: usize| pairs.get(i).or(pairs.last()).copied().unwrap_or((0, 0));
@@ -485,7 +489,7 @@ async fn send_lookups_on(
             read.push(((a, b), id));
         }
     }
-    texts.relation_ids.remember(read.iter().copied());
+    shared.relation_ids.remember(read.iter().copied());
     relations.extend(read);
     Ok(pairs
         .iter()
