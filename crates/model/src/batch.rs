@@ -402,7 +402,7 @@ impl ShardSlots {
                         prepared: true,
                         items: vec![Some(only)],
                     },
-                    _ if round.layout.len() > 2 * real.len() => {
+                    _ if Self::sparse(&round) => {
                         let mut sql = String::new();
                         for (tag, &i) in real.iter().enumerate() {
                             if tag > 0 {
@@ -428,6 +428,18 @@ impl ShardSlots {
                 }
             })
             .collect()
+    }
+
+    /// Whether [`Self::plan`] of these shards needs a one-off text (a round whose padding
+    /// would be more than half of its parts), without building it.
+    pub(crate) fn needs_one_off(shards: &[usize]) -> bool {
+        Self::rounds(shards).iter().any(Self::sparse)
+    }
+
+    /// More than one item, and padding in more than half of the round's parts.
+    fn sparse(round: &SlotRound) -> bool {
+        let real = round.layout.iter().flatten().count();
+        real > 1 && round.layout.len() > 2 * real
     }
 
     /// The part of `shard` alone, tagged 0.
@@ -481,6 +493,27 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn one_off_texts_are_foreseen_without_building_them() {
+        let t = ShardSlots::new(&[
+            "A{k}", "B{k}", "C{k}", "D{k}", "E{k}", "F{k}", "G{k}", "H{k}",
+        ]);
+        for shards in [
+            &[][..],
+            &[5],
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+            &[3, 3, 0, 1, 2, 4, 5, 6, 7],
+            &[2, 2],
+            &[3, 3, 3],
+            &[1, 1, 6, 6, 6, 6],
+        ] {
+            let one_off = t.plan(shards).iter().any(|p| !p.prepared);
+            assert_eq!(ShardSlots::needs_one_off(shards), one_off, "{shards:?}");
+        }
+        assert!(!ShardSlots::needs_one_off(&[0, 1, 2, 3, 4, 5, 6, 7]));
+        assert!(ShardSlots::needs_one_off(&[3, 3, 3]), "3 of 32 parts");
+    }
 
     #[test]
     fn shard_lists_bind_every_item_once_in_its_shard() {

@@ -32,6 +32,24 @@ async fn single(env: &TestEnv, from: u32, to: u32, msg_id: u32, created: u32, te
         .unwrap();
 }
 
+/// `singles[i]` is what the one-at-a-time reads give for `peers[i]`: its relation, then
+/// that relation's newest message.
+async fn assert_same_as_single_reads(
+    s: &dbproxy_model::Store,
+    user: u32,
+    peers: &[u32],
+    singles: &[Option<dbproxy_model::message::Newest>],
+) {
+    assert_eq!(singles.len(), peers.len());
+    for (peer, got) in peers.iter().zip(singles) {
+        let want = match s.relations().find(Db::Slave, user, *peer).await.unwrap() {
+            Some(rel) => s.messages().newest_single(rel).await.unwrap(),
+            None => None,
+        };
+        assert_eq!(got, &want, "peer {peer}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_many_matches_single_lookups() {
     let env = TestEnv::new().await;
@@ -81,13 +99,7 @@ async fn newest_many_matches_single_lookups() {
         .unwrap();
     assert_eq!(singles.len(), peers.len());
     assert_eq!(group_rows.len(), groups.len());
-    for (peer, got) in peers.iter().zip(&singles) {
-        let want = match s.relations().find(Db::Slave, user, *peer).await.unwrap() {
-            Some(rel) => s.messages().newest_single(rel).await.unwrap(),
-            None => None,
-        };
-        assert_eq!(got, &want, "peer {peer}");
-    }
+    assert_same_as_single_reads(s, user, &peers, &singles).await;
     assert_eq!(singles[2].as_ref().unwrap().msg_id, 3);
     assert!(singles[3].is_none() && singles[4].is_none() && singles[1].is_none());
     for (g, got) in groups.iter().zip(&group_rows) {
@@ -100,6 +112,61 @@ async fn newest_many_matches_single_lookups() {
     assert_eq!(group_rows[2].as_ref().unwrap().from_id, 42);
     let (a, b) = s.messages().newest_many(user, &[], &[]).await.unwrap();
     assert!(a.is_empty() && b.is_empty());
+    env.cleanup().await;
+}
+
+/// A few relations crowded into one shard (3 of a round's 32 slot parts would be real) are
+/// read through the one-list-per-shard texts instead of a one-off text: same answers as the
+/// single reads, relations without messages and unknown peers included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_of_a_crowded_shard_matches_single_lookups() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let user = 3;
+    // Relation ids are given in creation order: peers 100.. get 1, 2, 3, ...
+    let mut rels = Vec::new();
+    for peer in 100..=117u32 {
+        rels.push((
+            peer,
+            s.relations()
+                .get_or_create(user, peer)
+                .await
+                .unwrap()
+                .unwrap(),
+        ));
+    }
+    let shard = |rel: u32| rel % 8;
+    let target = shard(rels[0].1);
+    let crowded: Vec<(u32, u32)> = rels
+        .iter()
+        .copied()
+        .filter(|&(_, rel)| shard(rel) == target)
+        .collect();
+    assert!(crowded.len() >= 3, "ids of one shard: {crowded:?}");
+    for (n, &(peer, _)) in crowded.iter().enumerate().skip(1) {
+        for i in 1..=(n as u32 + 1) {
+            single(
+                &env,
+                peer,
+                user,
+                i,
+                500 + i,
+                format!("{peer}/{i} \\' x").as_bytes(),
+            )
+            .await;
+        }
+    }
+    let mut peers: Vec<u32> = crowded.iter().map(|&(p, _)| p).collect();
+    peers.push(999);
+    let (singles, _) = s.messages().newest_many(user, &peers, &[]).await.unwrap();
+    assert_same_as_single_reads(s, user, &peers, &singles).await;
+    assert!(singles[0].is_none(), "relation without messages");
+    assert!(singles[peers.len() - 1].is_none(), "no relation");
+    let last = crowded.len() as u32;
+    assert_eq!(
+        singles[crowded.len() - 1].as_ref().map(|n| n.msg_id),
+        Some(last)
+    );
     env.cleanup().await;
 }
 
