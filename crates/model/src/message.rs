@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Binary, Integer, Nullable, TinyInt, Unsigned};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
-use crate::batch::{ShardLists, ShardSlots};
+use crate::batch::{Padding, ShardLists, ShardSlots};
 use crate::cache::{Cache, Script, ScriptValue};
 use crate::error::{Error, MysqlResultExt, Result};
 use crate::session;
@@ -1046,9 +1046,9 @@ const NEWEST_GROUP_PART: [&str; 8] = shard_sql!(
 );
 
 static NEWEST_SINGLE_SLOTS: std::sync::LazyLock<ShardSlots> =
-    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_SINGLE_PART));
+    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_SINGLE_PART, Padding::Probe));
 static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
-    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART));
+    std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART, Padding::Probe));
 
 /// Newest message of many relations, one part per shard: each relation id of the list
 /// (rows of `IMRelationShip`, found just before) joined to its newest row by a dependent
@@ -1110,7 +1110,7 @@ async fn newest_batch_on(
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
     let plans = match lists {
-        Some(lists) if ids.len() >= NEWEST_LISTS_FROM || ShardSlots::needs_one_off(&shards) => {
+        Some(lists) if ids.len() >= NEWEST_LISTS_FROM || slots.needs_one_off(&shards) => {
             lists.plan(&shards)
         }
         _ => slots.plan(&shards),
@@ -1320,7 +1320,7 @@ pub(crate) fn list_single_coalescer(
     relation_ids: std::sync::Arc<crate::relation::RelationIds>,
     timings: &crate::timing::Timings,
 ) -> crate::batch::Coalescer<PageReq, Vec<SingleMessage>> {
-    let slots = std::sync::Arc::new(ShardSlots::new(&LIST_SINGLE_PART));
+    let slots = std::sync::Arc::new(ShardSlots::new(&LIST_SINGLE_PART, Padding::Stop));
     let stages = ReadStages::new(timings, "list_single", relation_ids);
     crate::batch::Coalescer::spawn("list_single", shape, timings, move |reqs: Vec<PageReq>| {
         let pools = pools.clone();
@@ -1364,6 +1364,7 @@ async fn list_pages_on(
             for item in &plan.items {
                 let (rel, begin, count) = match item.and_then(|t| todo.get(t)) {
                     Some(&(i, rel)) => (rel, reqs[i].begin, reqs[i].count),
+                    // Padding: LIMIT 0, which MariaDB answers before reading (Padding::Stop).
                     None => (0, 0, 0),
                 };
                 q = q
