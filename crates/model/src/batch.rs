@@ -446,8 +446,8 @@ impl ShardSlots {
             .collect()
     }
 
-    /// Whether [`Self::plan`] of these shards needs a one-off text (a round whose padding
-    /// would be more than half of its parts), without building it.
+    /// Whether [`Self::plan`] of these shards needs a one-off text (a round with more
+    /// padding than its [`Padding`] allows), without building it.
     pub(crate) fn needs_one_off(&self, shards: &[usize]) -> bool {
         Self::rounds(shards).iter().any(|r| self.sparse(r))
     }

@@ -1095,10 +1095,10 @@ impl QueryableByName<Mysql> for KeyedNewestRow {
     }
 }
 
-/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots`, or, from
-/// [`NEWEST_LISTS_FROM`] ids on or where the slots would need a one-off text, and where
-/// given, the [`ShardLists`] texts of `lists` (ids
-/// bound to their shard's slots or list, padding bound to 0, which matches nothing).
+/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots`, or, where
+/// given, the [`ShardLists`] texts of `lists` from [`NEWEST_LISTS_FROM`] ids on or when the
+/// slots would need a one-off text (ids bound to their shard's slots or list, padding bound
+/// to 0, which matches nothing).
 async fn newest_batch_on(
     c: &mut DbConn,
     slots: &ShardSlots,
