@@ -55,12 +55,17 @@ fn main() -> ExitCode {
     let threads = usize::try_from(loaded.settings.server.threads)
         .unwrap_or(1)
         .max(1);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .thread_name("db-proxy-worker")
-        .build()
-    {
+    // One thread: the current-thread runtime, which polls the sockets and runs every task on
+    // this thread, with no cross-thread wake-ups (less CPU per request than one worker of the
+    // multi-thread runtime, BENCHMARKS.md "Session 7").
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().thread_name("db-proxy-worker").build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("db-proxy: cannot start the tokio runtime: {e}");

@@ -43,7 +43,7 @@ pub struct ServerSettings {
     pub listen: Vec<String>,
     /// TCP port for every listen address.
     pub port: i64,
-    /// Tokio worker threads (legacy `ThreadNum`).
+    /// Tokio worker threads (legacy `ThreadNum`); 1 = tokio's current-thread runtime.
     pub threads: i64,
     /// Base URL of the msfs file server (voice messages).
     pub msfs_url: String,

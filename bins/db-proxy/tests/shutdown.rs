@@ -48,9 +48,19 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     frame
 }
 
+/// Both runtimes the binary picks: `threads = 1` (current-thread) and more (multi-thread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_stop_notice_and_exits_zero() {
     let env = TestEnv::new().await;
+    for threads in [1, 2] {
+        answer_then_stop_on_sigterm(&env, threads);
+    }
+    env.cleanup().await;
+}
+
+/// Starts the binary with `threads`, checks one reply, sends SIGTERM, expects the stop
+/// notice on the open connection and a zero exit within the grace.
+fn answer_then_stop_on_sigterm(env: &TestEnv, threads: u32) {
     let m = &env.config.master;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +78,7 @@ async fn sigterm_sends_stop_notice_and_exits_zero() {
     };
     let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
     let text = format!(
-        "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = 2\n{}{}{}{}{}{}[limits]\nshutdown_grace_ms = 2000\n",
+        "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\n{}{}{}{}{}{}[limits]\nshutdown_grace_ms = 2000\n",
         mysql("master"),
         mysql("slave"),
         redis("unread"),
@@ -92,7 +102,7 @@ async fn sigterm_sends_stop_notice_and_exits_zero() {
             break s;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("db-proxy exited early: {status}");
+            panic!("db-proxy (threads = {threads}) exited early: {status}");
         }
         assert!(Instant::now() < deadline, "db-proxy did not listen");
         std::thread::sleep(Duration::from_millis(100));
@@ -126,10 +136,12 @@ async fn sigterm_sends_stop_notice_and_exits_zero() {
         }
         if sent.elapsed() > Duration::from_secs(2 + 3) {
             let _ = child.kill();
-            panic!("db-proxy did not exit within the grace");
+            panic!("db-proxy (threads = {threads}) did not exit within the grace");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "exit status {status}");
-    env.cleanup().await;
+    assert!(
+        status.success(),
+        "threads = {threads}: exit status {status}"
+    );
 }
