@@ -348,16 +348,32 @@ pub(crate) struct ShardSlots {
 }
 
 /// What MariaDB spends on a padding slot of a [`ShardSlots`] text, against a real one.
+/// A one-off text has a fixed cost of its own: MariaDB parses and prepares it and closes it
+/// again (~95 µs for a short text plus ~8 µs per part, from the `mariadb` CLI), and it takes
+/// two more round trips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Padding {
-    /// About as much as a real slot (an index probe that finds nothing): a one-off text
-    /// of exactly the items pays once padding would be more than half of a round's parts.
+    /// About as much as a real slot (an index probe that finds nothing, ~14 against ~16 µs
+    /// for a newest-message part): a one-off text pays once padding would be more than half
+    /// of a round's parts.
     Probe,
     /// A fraction of a real slot (the part stops before reading, as `LIMIT 0` does: ~8
-    /// against ~32 µs for a 20-row page part, from the `mariadb` CLI): a one-off text,
-    /// which MariaDB parses and prepares (~14 µs per part) and which costs two more round
-    /// trips, pays only once padding would be more than two thirds of a round's parts.
+    /// against ~32 µs for a 20-row page part): a one-off text pays only once the padding
+    /// outweighs its fixed cost, i.e. more than 15 padding parts beyond one per item
+    /// (2 pages: padded up to 2 slots per shard; 15 pages: padded with 4 slots per shard,
+    /// 552 against 695 µs as a one-off; one-off with 8).
     Stop,
+}
+
+impl Padding {
+    /// Whether a one-off text of exactly `real` items costs less than the fixed text with
+    /// `padding` unused slots.
+    fn one_off_pays(self, real: usize, padding: usize) -> bool {
+        match self {
+            Padding::Probe => padding > real,
+            Padding::Stop => padding > 15 + real,
+        }
+    }
 }
 
 /// One statement of a [`ShardSlots`] read: its text, whether that text is one of the fixed
@@ -455,11 +471,7 @@ impl ShardSlots {
     /// More than one item, and more padding than [`Padding`] allows.
     fn sparse(&self, round: &SlotRound) -> bool {
         let real = round.layout.iter().flatten().count();
-        let parts_per_item = match self.padding {
-            Padding::Probe => 2,
-            Padding::Stop => 3,
-        };
-        real > 1 && round.layout.len() > parts_per_item * real
+        real > 1 && self.padding.one_off_pays(real, round.layout.len() - real)
     }
 
     /// The part of `shard` alone, tagged 0.
@@ -548,6 +560,9 @@ mod tests {
         let eleven = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7];
         assert!(probe.needs_one_off(&eleven));
         assert!(!stop.needs_one_off(&eleven));
+        // Two items: 8 or 16 parts stay padded when padding is cheap, 32 do not.
+        assert!(probe.needs_one_off(&[2, 5]) && !stop.needs_one_off(&[2, 5]));
+        assert!(probe.needs_one_off(&[2, 2]) && !stop.needs_one_off(&[2, 2]));
         assert!(stop.needs_one_off(&[3, 3, 3]), "29 of 32 parts padding");
     }
 
