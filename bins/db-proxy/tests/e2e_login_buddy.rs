@@ -133,15 +133,7 @@ async fn validate_undecodable_and_database_outage() {
     assert!(r.attach_data.is_none());
 
     // A failing database answers 1 and is not counted towards the lockout (Q-L01).
-    env.store
-        .master(async |c| {
-            diesel::sql_query("RENAME TABLE IMUser TO IMUser_away")
-                .execute(c)
-                .await
-                .map_err(|e| dbproxy_model::Error::mysql("rename", e))
-        })
-        .await
-        .unwrap();
+    env.run_sql("RENAME TABLE IMUser TO IMUser_away").await;
     for _ in 0..12 {
         let r: ImValidateRsp = call(
             &a,
@@ -151,15 +143,7 @@ async fn validate_undecodable_and_database_outage() {
         .await;
         assert_eq!(r.result_code, 1);
     }
-    env.store
-        .master(async |c| {
-            diesel::sql_query("RENAME TABLE IMUser_away TO IMUser")
-                .execute(c)
-                .await
-                .map_err(|e| dbproxy_model::Error::mysql("rename", e))
-        })
-        .await
-        .unwrap();
+    env.run_sql("RENAME TABLE IMUser_away TO IMUser").await;
     env.store
         .users()
         .insert(&new_user("bob", "77"), 100)

@@ -271,17 +271,7 @@ async fn session_bumps_of_every_size_update_exactly_their_rows() {
 
 /// Marks every relation removed (status 1) behind db-proxy's back, as another program could.
 async fn remove_relations_elsewhere(env: &TestEnv) {
-    use dbproxy_model::MysqlResultExt;
-    use diesel_async::RunQueryDsl;
-    env.store
-        .master(async |c| {
-            diesel::sql_query("UPDATE IMRelationShip SET status = 1")
-                .execute(c)
-                .await
-                .ctx("remove relations")
-        })
-        .await
-        .unwrap();
+    env.run_sql("UPDATE IMRelationShip SET status = 1").await;
 }
 
 /// Messages of the pair's page and whether it has a newest message, through the batched reads.

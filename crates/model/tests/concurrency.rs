@@ -85,15 +85,7 @@ async fn relation_reactivates_and_does_not_clobber_counter() {
         .set(&format!("msg_id_{id}"), "41")
         .await
         .unwrap();
-    env.store
-        .master(async |c| {
-            diesel::sql_query("UPDATE IMRelationShip SET status = 1")
-                .execute(c)
-                .await
-                .ctx("deactivate")
-        })
-        .await
-        .unwrap();
+    env.run_sql("UPDATE IMRelationShip SET status = 1").await;
     assert_eq!(
         env.store.relations().find(Db::Slave, 1, 2).await.unwrap(),
         None

@@ -261,6 +261,21 @@ impl TestEnv {
         env
     }
 
+    /// Runs one fixed statement (no parameters) on the store's master, as another program
+    /// sharing the database would: schema changes, rows changed behind the model's back.
+    /// Returns the affected rows; panics on failure.
+    pub async fn run_sql(&self, sql: &'static str) -> usize {
+        self.store
+            .master(async |c| {
+                diesel::sql_query(sql)
+                    .execute(c)
+                    .await
+                    .map_err(|e| dbproxy_model::Error::mysql(sql, e))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Admin URL used (root / socket).
     pub fn admin_url(&self) -> &str {
         &self.admin_url
