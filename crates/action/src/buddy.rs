@@ -9,7 +9,9 @@ use dbproxy_protocol::pb::im::buddy::{
     ImDepartmentRsp, ImUsersInfoReq, ImUsersInfoRsp,
 };
 
-use crate::command::{attach, now, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, now, Handle};
 use crate::login::user_info;
 use crate::{Ctx, Error};
 
@@ -17,13 +19,7 @@ use crate::{Ctx, Error};
 const MAX_SIGN_INFO_BYTES: usize = 128;
 
 /// CID_BUDDY_LIST_USER_INFO_REQUEST (0x0204): users by id, ascending, unknown ids vanish.
-pub(crate) struct UsersInfo;
-
-impl Command for UsersInfo {
-    const NAME: &'static str = "users_info";
-    type Req = ImUsersInfoReq;
-    type Rsp = ImUsersInfoRsp;
-
+impl Handle for cmd::UsersInfo {
     async fn run(ctx: &Ctx, req: ImUsersInfoReq) -> Result<Option<ImUsersInfoRsp>, Error> {
         let users = ctx.store.users().by_ids(&req.user_id_list).await?;
         Ok(Some(ImUsersInfoRsp {
@@ -47,13 +43,7 @@ impl Command for UsersInfo {
 /// Q-Y02 fixed the way the spec calls "closest to the original": the query runs when the
 /// process's own gate (start time / last signature change) or MAX(IMUser.updated) is later
 /// than the client's time, so admin-console edits are no longer invisible.
-pub(crate) struct ChangedUsers;
-
-impl Command for ChangedUsers {
-    const NAME: &'static str = "changed_users";
-    type Req = ImAllUserReq;
-    type Rsp = ImAllUserRsp;
-
+impl Handle for cmd::ChangedUsers {
     async fn run(ctx: &Ctx, req: ImAllUserReq) -> Result<Option<ImAllUserRsp>, Error> {
         let since = req.latest_update_time;
         let users = ctx.store.users();
@@ -85,13 +75,7 @@ impl Command for ChangedUsers {
 }
 
 /// CID_BUDDY_LIST_DEPARTMENT_REQUEST (0x0210): departments with `updated > T`.
-pub(crate) struct Departments;
-
-impl Command for Departments {
-    const NAME: &'static str = "departments";
-    type Req = ImDepartmentReq;
-    type Rsp = ImDepartmentRsp;
-
+impl Handle for cmd::Departments {
     async fn run(ctx: &Ctx, req: ImDepartmentReq) -> Result<Option<ImDepartmentRsp>, Error> {
         let departs = ctx
             .store
@@ -132,13 +116,7 @@ impl Command for Departments {
 }
 
 /// CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST (0x0213): set IMUser.sign_info (bound, Q-S02).
-pub(crate) struct ChangeSignInfo;
-
-impl Command for ChangeSignInfo {
-    const NAME: &'static str = "change_sign_info";
-    type Req = ImChangeSignInfoReq;
-    type Rsp = ImChangeSignInfoRsp;
-
+impl Handle for cmd::ChangeSignInfo {
     async fn run(
         ctx: &Ctx,
         req: ImChangeSignInfoReq,

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use dbproxy_protocol::commands::encode_reply;
 use dbproxy_protocol::decode::decode;
+use dbproxy_protocol::Command as ProtocolCommand;
 
 use crate::{Ctx, Error};
 
@@ -17,58 +19,44 @@ pub fn now() -> u32 {
         .unwrap_or(0)
 }
 
-/// A reply body: any protobuf message, or pre-encoded bytes (the CID_MSG_DATA echo).
-pub(crate) trait Reply {
-    fn into_body(self) -> Bytes;
-}
-
-impl<M: prost::Message> Reply for M {
-    fn into_body(self) -> Bytes {
-        Bytes::from(self.encode_to_vec())
-    }
-}
-
-/// One command of the protocol.
-pub(crate) trait Command {
-    /// Name used in logs.
-    const NAME: &'static str;
-    type Req: prost::Message + prost::Name + Default;
-    type Rsp: Reply;
-
-    /// Answers a decoded request. `Ok(None)`: the spec sends no reply in this case.
+/// How db-proxy answers one command of the protocol's list (a marker of
+/// `dbproxy_protocol::cmd`): its request and reply types come from the list.
+pub(crate) trait Handle: ProtocolCommand {
+    /// Answers a decoded request. `Ok(None)`: the command sends no reply in this case.
     fn run(
         ctx: &Ctx,
-        req: Self::Req,
-    ) -> impl Future<Output = Result<Option<Self::Rsp>, Error>> + Send;
+        req: Self::Request,
+    ) -> impl Future<Output = Result<Option<Self::Response>, Error>> + Send;
 
-    /// The reply the spec documents when the backend fails (result_code 1, msg_id 0,
+    /// The reply the command gives when the backend fails (result_code 1, msg_id 0,
     /// empty list, ...); `None` = no reply.
-    fn failed(req: &Self::Req) -> Option<Self::Rsp>;
+    fn failed(req: &Self::Request) -> Option<Self::Response>;
 
     /// The reply to a body that does not parse; only login answers one (result 2).
-    fn undecodable() -> Option<Self::Rsp> {
+    fn undecodable() -> Option<Self::Response> {
         None
     }
 }
 
 /// Runs command `C` on `body`; the only place handler failures are logged.
-pub(crate) async fn execute<C: Command>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> {
-    let req = match decode::<C::Req>(body) {
+pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> {
+    let req = match decode::<C::Request>(body) {
         Ok(req) => req,
         Err(error) => {
             tracing::warn!(command = C::NAME, %error, "request body does not parse");
-            return C::undecodable().map(Reply::into_body);
+            return C::undecodable().map(|r| encode_reply::<C>(body, &r));
         }
     };
     // Kept for the failure reply: run() consumes the request.
     let failure = C::failed(&req);
-    match C::run(ctx, req).await {
-        Ok(reply) => reply.map(Reply::into_body),
+    let reply = match C::run(ctx, req).await {
+        Ok(reply) => reply,
         Err(error) => {
             tracing::error!(command = C::NAME, %error, "request failed; sending the failure reply");
-            failure.map(Reply::into_body)
+            failure
         }
-    }
+    };
+    reply.map(|r| encode_reply::<C>(body, &r))
 }
 
 /// The attach_data echo of protocol.md §5: always present in the reply, empty if absent.

@@ -6,17 +6,13 @@ use dbproxy_protocol::pb::im::file::{
     ImFileAddOfflineReq, ImFileDelOfflineReq, ImFileHasOfflineReq, ImFileHasOfflineRsp,
 };
 
-use crate::command::{attach, now, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, now, Handle};
 use crate::{Ctx, Error};
 
 /// CID_FILE_HAS_OFFLINE_REQ (0x0509): files waiting for the user.
-pub(crate) struct HasOffline;
-
-impl Command for HasOffline {
-    const NAME: &'static str = "file_has_offline";
-    type Req = ImFileHasOfflineReq;
-    type Rsp = ImFileHasOfflineRsp;
-
+impl Handle for cmd::HasOfflineFile {
     async fn run(
         ctx: &Ctx,
         req: ImFileHasOfflineReq,
@@ -53,17 +49,8 @@ impl Command for HasOffline {
 }
 
 /// CID_FILE_ADD_OFFLINE_REQ (0x050b): record an offline file; no reply.
-pub(crate) struct AddOffline;
-
-impl Command for AddOffline {
-    const NAME: &'static str = "file_add_offline";
-    type Req = ImFileAddOfflineReq;
-    type Rsp = ImFileAddOfflineReq;
-
-    async fn run(
-        ctx: &Ctx,
-        req: ImFileAddOfflineReq,
-    ) -> Result<Option<ImFileAddOfflineReq>, Error> {
+impl Handle for cmd::AddOfflineFile {
+    async fn run(ctx: &Ctx, req: ImFileAddOfflineReq) -> Result<Option<()>, Error> {
         let file = NewOfflineFile {
             from_id: req.from_user_id,
             to_id: req.to_user_id,
@@ -75,24 +62,15 @@ impl Command for AddOffline {
         Ok(None)
     }
 
-    fn failed(_: &ImFileAddOfflineReq) -> Option<ImFileAddOfflineReq> {
+    fn failed(_: &ImFileAddOfflineReq) -> Option<()> {
         None
     }
 }
 
 /// CID_FILE_DEL_OFFLINE_REQ (0x050c): delete by (from, to, task id), all bound (Q-S03);
 /// no reply.
-pub(crate) struct DelOffline;
-
-impl Command for DelOffline {
-    const NAME: &'static str = "file_del_offline";
-    type Req = ImFileDelOfflineReq;
-    type Rsp = ImFileDelOfflineReq;
-
-    async fn run(
-        ctx: &Ctx,
-        req: ImFileDelOfflineReq,
-    ) -> Result<Option<ImFileDelOfflineReq>, Error> {
+impl Handle for cmd::DelOfflineFile {
+    async fn run(ctx: &Ctx, req: ImFileDelOfflineReq) -> Result<Option<()>, Error> {
         ctx.store
             .files()
             .delete(req.from_user_id, req.to_user_id, &req.task_id)
@@ -100,7 +78,7 @@ impl Command for DelOffline {
         Ok(None)
     }
 
-    fn failed(_: &ImFileDelOfflineReq) -> Option<ImFileDelOfflineReq> {
+    fn failed(_: &ImFileDelOfflineReq) -> Option<()> {
         None
     }
 }

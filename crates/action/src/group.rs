@@ -15,7 +15,9 @@ use dbproxy_protocol::pb::im::group::{
 };
 use dbproxy_protocol::pb::im::server::{ImGroupGetShieldReq, ImGroupGetShieldRsp};
 
-use crate::command::{attach, now, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, now, Handle};
 use crate::{Ctx, Error};
 
 /// Sorted, de-duplicated copy of a member list.
@@ -27,13 +29,7 @@ fn member_set(ids: &[u32]) -> Vec<u32> {
 }
 
 /// CID_GROUP_NORMAL_LIST_REQUEST (0x0401): the user's normal groups with versions.
-pub(crate) struct NormalList;
-
-impl Command for NormalList {
-    const NAME: &'static str = "group_normal_list";
-    type Req = ImNormalGroupListReq;
-    type Rsp = ImNormalGroupListRsp;
-
+impl Handle for cmd::GroupList {
     async fn run(
         ctx: &Ctx,
         req: ImNormalGroupListReq,
@@ -63,13 +59,7 @@ impl Command for NormalList {
 }
 
 /// CID_GROUP_INFO_REQUEST (0x0403): group details when the caller's version is older.
-pub(crate) struct Info;
-
-impl Command for Info {
-    const NAME: &'static str = "group_info";
-    type Req = ImGroupInfoListReq;
-    type Rsp = ImGroupInfoListRsp;
-
+impl Handle for cmd::GroupInfo {
     async fn run(ctx: &Ctx, req: ImGroupInfoListReq) -> Result<Option<ImGroupInfoListRsp>, Error> {
         let groups = ctx.store.groups();
         // Duplicates: the last requested version wins.
@@ -115,13 +105,7 @@ impl Command for Info {
 }
 
 /// CID_GROUP_CREATE_REQUEST (0x0405).
-pub(crate) struct Create;
-
-impl Command for Create {
-    const NAME: &'static str = "group_create";
-    type Req = ImGroupCreateReq;
-    type Rsp = ImGroupCreateRsp;
-
+impl Handle for cmd::GroupCreate {
     async fn run(ctx: &Ctx, req: ImGroupCreateReq) -> Result<Option<ImGroupCreateRsp>, Error> {
         let set = member_set(&req.member_id_list);
         if req.group_name.is_empty() || set.is_empty() {
@@ -157,13 +141,7 @@ impl Command for Create {
 }
 
 /// CID_GROUP_CHANGE_MEMBER_REQUEST (0x0407): add / remove members.
-pub(crate) struct ChangeMembers;
-
-impl Command for ChangeMembers {
-    const NAME: &'static str = "group_change_members";
-    type Req = ImGroupChangeMemberReq;
-    type Rsp = ImGroupChangeMemberRsp;
-
+impl Handle for cmd::GroupChangeMembers {
     async fn run(
         ctx: &Ctx,
         req: ImGroupChangeMemberReq,
@@ -252,13 +230,7 @@ async fn remove_group_session(ctx: &Ctx, user: u32, group: u32) -> Result<(), Er
 }
 
 /// CID_GROUP_SHIELD_GROUP_REQUEST (0x0409): set the user's push shield in a group.
-pub(crate) struct SetShield;
-
-impl Command for SetShield {
-    const NAME: &'static str = "group_set_shield";
-    type Req = ImGroupShieldReq;
-    type Rsp = ImGroupShieldRsp;
-
+impl Handle for cmd::GroupSetShield {
     async fn run(ctx: &Ctx, req: ImGroupShieldReq) -> Result<Option<ImGroupShieldRsp>, Error> {
         let groups = ctx.store.groups();
         // Q-P10 fixed: invalid group → result 1 (the original sent nothing).
@@ -290,13 +262,7 @@ impl Command for SetShield {
 
 /// CID_OTHER_GET_SHIELD_REQ (0x0711): push shield of users in a group (msg_server's push
 /// path). An invalid group gets no reply (kept, Q-P10).
-pub(crate) struct GetShield;
-
-impl Command for GetShield {
-    const NAME: &'static str = "group_get_shield";
-    type Req = ImGroupGetShieldReq;
-    type Rsp = ImGroupGetShieldRsp;
-
+impl Handle for cmd::GroupGetShield {
     async fn run(
         ctx: &Ctx,
         req: ImGroupGetShieldReq,

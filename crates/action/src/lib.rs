@@ -29,9 +29,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dbproxy_model::Store;
-use dbproxy_protocol::commands::cid;
 
-use command::{execute, Command};
+use command::{execute, Handle};
 use lockout::LoginGuard;
 
 /// Settings of the action layer (mapped by the binary from its configuration file).
@@ -79,12 +78,30 @@ type Handling<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<By
 /// Command `C` on `body`, boxed (see [`Actions::handle`]).
 fn boxed<'a, C>(ctx: &'a Ctx, body: &'a [u8]) -> Handling<'a>
 where
-    C: Command + 'a,
-    C::Req: Send,
-    C::Rsp: Send,
+    C: Handle,
+    C::Request: Send,
+    C::Response: Send,
 {
     Box::pin(execute::<C>(ctx, body))
 }
+
+/// Expands the protocol's command list into the dispatch: one arm per command, each
+/// running that command's [`Handle`] impl (a command of the list without one does not
+/// compile).
+macro_rules! dispatch_table {
+    ($( $marker:ident { $($entry:tt)* } )*) => {
+        /// The handler of `command_id` on `body`; `None` for an id outside the list.
+        fn dispatch<'a>(ctx: &'a Ctx, command_id: u16, body: &'a [u8]) -> Option<Handling<'a>> {
+            use dbproxy_protocol::{cmd, Command as _};
+            Some(match command_id {
+                $( <cmd::$marker>::ID => boxed::<cmd::$marker>(ctx, body), )*
+                _ => return None,
+            })
+        }
+    };
+}
+
+dbproxy_protocol::for_each_command!(dispatch_table);
 
 /// The request handlers of db-proxy over one [`Store`]. Cheap to clone.
 #[derive(Clone)]
@@ -135,40 +152,35 @@ impl Actions {
         let body = &body;
         // Each command's future is boxed: a request in flight then holds only the state of
         // its own command, not the largest of them all.
-        let handler: Handling<'_> = match command_id {
-            cid::OTHER_VALIDATE_REQ => boxed::<login::Validate>(ctx, body),
-            cid::LOGIN_REQ_PUSH_SHIELD => boxed::<login::SetPushShield>(ctx, body),
-            cid::LOGIN_REQ_QUERY_PUSH_SHIELD => boxed::<login::QueryPushShield>(ctx, body),
-            cid::BUDDY_LIST_USER_INFO_REQUEST => boxed::<buddy::UsersInfo>(ctx, body),
-            cid::BUDDY_LIST_ALL_USER_REQUEST => boxed::<buddy::ChangedUsers>(ctx, body),
-            cid::BUDDY_LIST_DEPARTMENT_REQUEST => boxed::<buddy::Departments>(ctx, body),
-            cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => boxed::<buddy::ChangeSignInfo>(ctx, body),
-            cid::BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
-                boxed::<session::RecentSessions>(ctx, body)
-            }
-            cid::BUDDY_LIST_REMOVE_SESSION_REQ => boxed::<session::RemoveSession>(ctx, body),
-            cid::MSG_DATA => Box::pin(message::send(ctx, body)),
-            cid::MSG_READ_ACK => boxed::<message::ReadAck>(ctx, body),
-            cid::MSG_UNREAD_CNT_REQUEST => boxed::<message::UnreadCounts>(ctx, body),
-            cid::MSG_LIST_REQUEST => boxed::<message::MessageList>(ctx, body),
-            cid::MSG_GET_LATEST_MSG_ID_REQ => boxed::<message::LatestMsgId>(ctx, body),
-            cid::MSG_GET_BY_MSG_ID_REQ => boxed::<message::MessagesById>(ctx, body),
-            cid::GROUP_NORMAL_LIST_REQUEST => boxed::<group::NormalList>(ctx, body),
-            cid::GROUP_INFO_REQUEST => boxed::<group::Info>(ctx, body),
-            cid::GROUP_CREATE_REQUEST => boxed::<group::Create>(ctx, body),
-            cid::GROUP_CHANGE_MEMBER_REQUEST => boxed::<group::ChangeMembers>(ctx, body),
-            cid::GROUP_SHIELD_GROUP_REQUEST => boxed::<group::SetShield>(ctx, body),
-            cid::OTHER_GET_SHIELD_REQ => boxed::<group::GetShield>(ctx, body),
-            cid::LOGIN_REQ_DEVICETOKEN => boxed::<token::SetDeviceToken>(ctx, body),
-            cid::OTHER_GET_DEVICE_TOKEN_REQ => boxed::<token::GetDeviceTokens>(ctx, body),
-            cid::FILE_HAS_OFFLINE_REQ => boxed::<file::HasOffline>(ctx, body),
-            cid::FILE_ADD_OFFLINE_REQ => boxed::<file::AddOffline>(ctx, body),
-            cid::FILE_DEL_OFFLINE_REQ => boxed::<file::DelOffline>(ctx, body),
-            other => {
-                tracing::warn!(command_id = other, "no handler for command");
-                return None;
-            }
+        let Some(handler) = dispatch(ctx, command_id, body) else {
+            tracing::warn!(command_id, "no handler for command");
+            return None;
         };
         handler.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dispatch answers exactly the ids of the protocol's command table: nothing in the
+    /// table lacks a handler, nothing is handled that the table does not list.
+    #[tokio::test]
+    async fn dispatch_covers_exactly_the_command_table() {
+        let env = dbproxy_testkit::TestEnv::new().await;
+        let actions = Actions::new(env.store.clone(), ActionSettings::default());
+        let ctx = &*actions.ctx;
+        let mut handled = 0;
+        for id in 0..=u16::MAX {
+            // Building a handler's future runs nothing: no backend is touched.
+            let dispatched = dispatch(ctx, id, &[]).is_some();
+            let listed = dbproxy_protocol::lookup(id).is_some();
+            assert_eq!(dispatched, listed, "command id {id:#06x}");
+            handled += usize::from(dispatched);
+        }
+        assert_eq!(handled, dbproxy_protocol::COMMANDS.len());
+        drop(actions);
+        env.cleanup().await;
     }
 }

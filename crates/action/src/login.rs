@@ -7,7 +7,9 @@ use dbproxy_protocol::pb::im::login::{
 };
 use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
 
-use crate::command::{attach, now, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, now, Handle};
 use crate::{Ctx, Error};
 
 const OK_TEXT: &str = "成功";
@@ -16,13 +18,7 @@ const LOCKED_TEXT: &str = "用户名/密码错误次数太多";
 const INTERNAL_TEXT: &str = "服务端内部错误";
 
 /// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout.
-pub(crate) struct Validate;
-
-impl Command for Validate {
-    const NAME: &'static str = "validate";
-    type Req = ImValidateReq;
-    type Rsp = ImValidateRsp;
-
+impl Handle for cmd::Validate {
     async fn run(ctx: &Ctx, req: ImValidateReq) -> Result<Option<ImValidateRsp>, Error> {
         let now = u64::from(now());
         if ctx.logins.is_locked(&req.user_name, now) {
@@ -99,13 +95,7 @@ pub(crate) fn user_info(user: &User) -> UserInfo {
 }
 
 /// CID_LOGIN_REQ_PUSH_SHIELD (0x010c): set IMUser.push_shield_status.
-pub(crate) struct SetPushShield;
-
-impl Command for SetPushShield {
-    const NAME: &'static str = "set_push_shield";
-    type Req = ImPushShieldReq;
-    type Rsp = ImPushShieldRsp;
-
+impl Handle for cmd::SetPushShield {
     async fn run(ctx: &Ctx, req: ImPushShieldReq) -> Result<Option<ImPushShieldRsp>, Error> {
         // Matched-rows semantics (Q-D05): setting the same value again succeeds.
         let found = ctx
@@ -132,13 +122,7 @@ impl Command for SetPushShield {
 }
 
 /// CID_LOGIN_REQ_QUERY_PUSH_SHIELD (0x010e): read IMUser.push_shield_status.
-pub(crate) struct QueryPushShield;
-
-impl Command for QueryPushShield {
-    const NAME: &'static str = "query_push_shield";
-    type Req = ImQueryPushShieldReq;
-    type Rsp = ImQueryPushShieldRsp;
-
+impl Handle for cmd::QueryPushShield {
     async fn run(
         ctx: &Ctx,
         req: ImQueryPushShieldReq,

@@ -1,7 +1,7 @@
 //! Message commands (behaviour.md §9, §11.10–§11.15): send, read-ack, unread counts,
 //! message lists, latest id and lookup by ids.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dbproxy_model::message::{
     self, GroupMessage, NewGroupMessage, OutgoingSingle, Sent, SingleMessage,
 };
@@ -12,10 +12,10 @@ use dbproxy_protocol::pb::im::message::{
     ImGetLatestMsgIdReq, ImGetLatestMsgIdRsp, ImGetMsgByIdReq, ImGetMsgByIdRsp, ImGetMsgListReq,
     ImGetMsgListRsp, ImMsgData, ImMsgDataReadAck, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
 };
-use dbproxy_protocol::wire::unknown_fields;
-use prost::Name;
 
-use crate::command::{attach, execute, now, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, now, Handle};
 use crate::{voice, Ctx, Error};
 
 const SINGLE_TEXT: u8 = MsgType::SingleText as u8;
@@ -80,34 +80,15 @@ pub(crate) async fn mark_read(
 // ---------------------------------------------------------------------------------------
 // CID_MSG_DATA
 
-/// CID_MSG_DATA (0x0301): the reply is the request itself with `msg_id` filled in, unknown
-/// fields echoed after the known ones (protocol.md §5).
-pub(crate) async fn send(ctx: &Ctx, body: &Bytes) -> Option<Bytes> {
-    let reply = execute::<SendMessage>(ctx, body).await?;
-    match unknown_fields(&ImMsgData::full_name(), body) {
-        Ok(extra) if !extra.is_empty() => {
-            let mut out = BytesMut::with_capacity(reply.len() + extra.len());
-            out.extend_from_slice(&reply);
-            out.extend_from_slice(&extra);
-            Some(out.freeze())
-        }
-        _ => Some(reply),
-    }
-}
-
-pub(crate) struct SendMessage;
-
 /// What a send stored: the id for the reply (0 = nothing stored).
 fn echo(mut req: ImMsgData, msg_id: u32) -> ImMsgData {
     req.msg_id = msg_id;
     req
 }
 
-impl Command for SendMessage {
-    const NAME: &'static str = "send_message";
-    type Req = ImMsgData;
-    type Rsp = ImMsgData;
-
+/// CID_MSG_DATA (0x0301): the reply is the request itself with `msg_id` filled in (the
+/// protocol crate appends the request's unknown fields, see `encode_reply`).
+impl Handle for cmd::SendMessage {
     async fn run(ctx: &Ctx, req: ImMsgData) -> Result<Option<ImMsgData>, Error> {
         if req.msg_data.is_empty() {
             tracing::warn!(
@@ -262,19 +243,13 @@ async fn bump_anyway(ctx: &Ctx, sessions: &[u32], now: u32) {
 // CID_MSG_READ_ACK
 
 /// CID_MSG_READ_ACK (0x0303): marks the whole session read; never answered.
-pub(crate) struct ReadAck;
-
-impl Command for ReadAck {
-    const NAME: &'static str = "read_ack";
-    type Req = ImMsgDataReadAck;
-    type Rsp = ImMsgDataReadAck;
-
-    async fn run(ctx: &Ctx, req: ImMsgDataReadAck) -> Result<Option<ImMsgDataReadAck>, Error> {
+impl Handle for cmd::ReadAck {
+    async fn run(ctx: &Ctx, req: ImMsgDataReadAck) -> Result<Option<()>, Error> {
         mark_read(ctx, req.user_id, req.session_id, req.session_type).await?;
         Ok(None)
     }
 
-    fn failed(_: &ImMsgDataReadAck) -> Option<ImMsgDataReadAck> {
+    fn failed(_: &ImMsgDataReadAck) -> Option<()> {
         None
     }
 }
@@ -283,13 +258,7 @@ impl Command for ReadAck {
 // CID_MSG_UNREAD_CNT_REQUEST
 
 /// CID_MSG_UNREAD_CNT_REQUEST (0x0307): unread counts with the newest message per session.
-pub(crate) struct UnreadCounts;
-
-impl Command for UnreadCounts {
-    const NAME: &'static str = "unread_counts";
-    type Req = ImUnreadMsgCntReq;
-    type Rsp = ImUnreadMsgCntRsp;
-
+impl Handle for cmd::UnreadCounts {
     async fn run(ctx: &Ctx, req: ImUnreadMsgCntReq) -> Result<Option<ImUnreadMsgCntRsp>, Error> {
         let user = req.user_id;
         let mut total: u32 = 0;
@@ -504,13 +473,7 @@ enum Page<'a> {
 }
 
 /// CID_MSG_LIST_REQUEST (0x0309): a page of history, newest first.
-pub(crate) struct MessageList;
-
-impl Command for MessageList {
-    const NAME: &'static str = "message_list";
-    type Req = ImGetMsgListReq;
-    type Rsp = ImGetMsgListRsp;
-
+impl Handle for cmd::MessageList {
     async fn run(ctx: &Ctx, req: ImGetMsgListReq) -> Result<Option<ImGetMsgListRsp>, Error> {
         let page = Page::List {
             begin: req.msg_id_begin,
@@ -535,13 +498,7 @@ impl Command for MessageList {
 }
 
 /// CID_MSG_GET_BY_MSG_ID_REQ (0x030d): messages by id (at most 100).
-pub(crate) struct MessagesById;
-
-impl Command for MessagesById {
-    const NAME: &'static str = "messages_by_id";
-    type Req = ImGetMsgByIdReq;
-    type Rsp = ImGetMsgByIdRsp;
-
+impl Handle for cmd::MessagesById {
     async fn run(ctx: &Ctx, req: ImGetMsgByIdReq) -> Result<Option<ImGetMsgByIdRsp>, Error> {
         let page = Page::Ids(&req.msg_id_list);
         let found = rows(ctx, req.user_id, req.session_id, req.session_type, page).await?;
@@ -563,13 +520,7 @@ impl Command for MessagesById {
 
 /// CID_MSG_GET_LATEST_MSG_ID_REQ (0x030b): newest msg id of a conversation (0 if none;
 /// groups without membership check, Q-M12/Q-S06).
-pub(crate) struct LatestMsgId;
-
-impl Command for LatestMsgId {
-    const NAME: &'static str = "latest_msg_id";
-    type Req = ImGetLatestMsgIdReq;
-    type Rsp = ImGetLatestMsgIdRsp;
-
+impl Handle for cmd::LatestMsgId {
     async fn run(
         ctx: &Ctx,
         req: ImGetLatestMsgIdReq,

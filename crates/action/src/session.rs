@@ -6,20 +6,16 @@ use dbproxy_protocol::pb::im::buddy::{
     ImRecentContactSessionReq, ImRecentContactSessionRsp, ImRemoveSessionReq, ImRemoveSessionRsp,
 };
 
-use crate::command::{attach, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, Handle};
 use crate::message::{mark_read, newest_many};
 use crate::{Ctx, Error};
 
 /// CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST (0x0201): up to 100 sessions updated
 /// after `latest_update_time`, each with its newest message; sessions without one are
 /// dropped (Q-M13, Q-M14 fixed).
-pub(crate) struct RecentSessions;
-
-impl Command for RecentSessions {
-    const NAME: &'static str = "recent_sessions";
-    type Req = ImRecentContactSessionReq;
-    type Rsp = ImRecentContactSessionRsp;
-
+impl Handle for cmd::RecentSessions {
     async fn run(
         ctx: &Ctx,
         req: ImRecentContactSessionReq,
@@ -92,13 +88,7 @@ impl Command for RecentSessions {
 }
 
 /// CID_BUDDY_LIST_REMOVE_SESSION_REQ (0x0206): hide a visible session and mark it read.
-pub(crate) struct RemoveSession;
-
-impl Command for RemoveSession {
-    const NAME: &'static str = "remove_session";
-    type Req = ImRemoveSessionReq;
-    type Rsp = ImRemoveSessionRsp;
-
+impl Handle for cmd::RemoveSession {
     async fn run(ctx: &Ctx, req: ImRemoveSessionReq) -> Result<Option<ImRemoveSessionRsp>, Error> {
         let kind = u8::try_from(req.session_type).unwrap_or(0);
         let id = ctx

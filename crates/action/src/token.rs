@@ -7,20 +7,16 @@ use dbproxy_protocol::pb::im::base_define::UserTokenInfo;
 use dbproxy_protocol::pb::im::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
 use dbproxy_protocol::pb::im::server::{ImGetDeviceTokenReq, ImGetDeviceTokenRsp};
 
-use crate::command::{attach, Command};
+use dbproxy_protocol::cmd;
+
+use crate::command::{attach, Handle};
 use crate::{Ctx, Error};
 
 /// ClientType WINDOWS: what an absent `client_type` reads as.
 const CLIENT_TYPE_DEFAULT: i32 = 1;
 
 /// CID_LOGIN_REQ_DEVICETOKEN (0x0108): store a device token. Always answered.
-pub(crate) struct SetDeviceToken;
-
-impl Command for SetDeviceToken {
-    const NAME: &'static str = "set_device_token";
-    type Req = ImDeviceTokenReq;
-    type Rsp = ImDeviceTokenRsp;
-
+impl Handle for cmd::SetDeviceToken {
     async fn run(ctx: &Ctx, req: ImDeviceTokenReq) -> Result<Option<ImDeviceTokenRsp>, Error> {
         let client_type = req.client_type.unwrap_or(CLIENT_TYPE_DEFAULT);
         ctx.store
@@ -62,13 +58,7 @@ pub(crate) fn local_hour() -> u32 {
 }
 
 /// CID_OTHER_GET_DEVICE_TOKEN_REQ (0x0705): push targets with badge counts.
-pub(crate) struct GetDeviceTokens;
-
-impl Command for GetDeviceTokens {
-    const NAME: &'static str = "get_device_tokens";
-    type Req = ImGetDeviceTokenReq;
-    type Rsp = ImGetDeviceTokenRsp;
-
+impl Handle for cmd::GetDeviceTokens {
     async fn run(
         ctx: &Ctx,
         req: ImGetDeviceTokenReq,

@@ -6,12 +6,13 @@ pub mod codec;
 pub mod commands;
 pub mod decode;
 mod error;
+mod ids;
 mod schema;
 pub mod wire;
 
 pub use client::{Client, ClientOptions};
 pub use codec::{Pdu, PduCodec, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
-pub use commands::{cid, lookup, sid, Command};
+pub use commands::{cid, cmd, lookup, sid, Command, CommandInfo, COMMANDS};
 pub use decode::decode;
 pub use error::{Error, Result};
 
