@@ -90,7 +90,7 @@ pub async fn admin_conn(admin_url: Option<&str>) -> Result<(Conn, String)> {
 
 /// A connection as the application user of `m`, to its database.
 pub async fn app_conn(m: &MysqlInstance) -> Result<Conn> {
-    let port = u16::try_from(m.port).map_err(|_| format!("bad port {}", m.port))?;
+    let port = m.port;
     let opts = OptsBuilder::default()
         .ip_or_hostname(m.host.clone())
         .tcp_port(port)

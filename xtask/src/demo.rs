@@ -29,9 +29,9 @@ pub async fn run(args: &db_setup::Args) -> Result<ExitCode> {
     seed::seed().await?;
 
     let s = common::settings()?;
-    let store = Store::connect(&s.store_config()?).await?;
-    let actions = Actions::new(store, s.action_settings()?);
-    let mut config = s.server_config()?;
+    let store = Store::connect(&s.store_config()).await?;
+    let actions = Actions::new(store, s.action_settings());
+    let mut config = s.server_config();
     config.listen = vec!["127.0.0.1:0".parse()?];
     let server = Server::bind(config, Arc::new(ActionHandler(actions))).await?;
     let addr = server.local_addrs()[0];

@@ -30,7 +30,7 @@ pub async fn run() -> Result<std::process::ExitCode> {
 /// Returns true if data was inserted, false if IMUser already had rows.
 pub async fn seed() -> Result<bool> {
     let s = common::settings()?;
-    let store = Store::connect(&s.store_config()?).await?;
+    let store = Store::connect(&s.store_config()).await?;
     if !store.users().is_empty().await? {
         println!("seed: IMUser already has rows; nothing inserted");
         return Ok(false);

@@ -51,7 +51,7 @@ pub fn mariadb_hint(host: &str) -> String {
 }
 
 /// How to start Redis, for the unreachable message.
-pub fn redis_hint(host: &str, port: i64) -> String {
+pub fn redis_hint(host: &str, port: u16) -> String {
     if is_local(host) {
         format!(
             "start it with `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port {port} \
@@ -64,7 +64,7 @@ pub fn redis_hint(host: &str, port: i64) -> String {
 
 /// Checks that every configured MySQL and Redis address accepts TCP connections.
 pub async fn check_reachable(s: &Settings) -> Result<(), Error> {
-    let timeout = Duration::from_millis(s.limits.connect_timeout_ms);
+    let timeout = s.limits.connect_timeout;
     let mut targets: Vec<(&'static str, String, String)> = Vec::new();
     for m in [&s.mysql.master, &s.mysql.slave] {
         if !m.socket.is_empty() {
@@ -138,9 +138,9 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         env!("CARGO_PKG_VERSION")
     );
     let startup = |e: &dyn std::fmt::Display| Error::Startup(e.to_string());
-    let store_cfg = s.store_config().map_err(|e| startup(&e))?;
-    let action_cfg = s.action_settings().map_err(|e| startup(&e))?;
-    let server_cfg = s.server_config().map_err(|e| startup(&e))?;
+    let store_cfg = s.store_config();
+    let action_cfg = s.action_settings();
+    let server_cfg = s.server_config();
 
     check_reachable(s).await?;
     let store = Store::connect(&store_cfg).await.map_err(|e| {

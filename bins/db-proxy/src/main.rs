@@ -52,9 +52,7 @@ fn main() -> ExitCode {
         }
     };
     db_proxy::logging::init(&loaded.settings.log);
-    let threads = usize::try_from(loaded.settings.server.threads)
-        .unwrap_or(1)
-        .max(1);
+    let threads = loaded.settings.server.threads;
     // One thread: the current-thread runtime, which polls the sockets and runs every task on
     // this thread, with no cross-thread wake-ups (less CPU per request than one worker of the
     // multi-thread runtime, BENCHMARKS.md "Session 7").

@@ -76,7 +76,7 @@ fn shipped_example_every_key() {
     let loaded = load_with_env(Some(&p), no_env()).unwrap();
     assert_eq!(loaded.kind, SourceKind::Legacy);
     let s = loaded.settings;
-    assert_eq!(s.server.listen, vec!["0.0.0.0"]);
+    assert_eq!(s.server.listen, ips(&["0.0.0.0"]));
     assert_eq!(s.server.port, 10600);
     assert_eq!(s.server.threads, 48);
     assert_eq!(s.server.msfs_url, "127.0.0.1");
@@ -157,7 +157,7 @@ fn listen_ip_split_on_semicolon() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "a.conf", &text);
     let s = load_with_env(Some(&p), no_env()).unwrap().settings;
-    assert_eq!(s.server.listen, vec!["127.0.0.1", "::1"]);
+    assert_eq!(s.server.listen, ips(&["127.0.0.1", "::1"]));
 }
 
 #[test]
@@ -230,21 +230,24 @@ fn toml_file_and_env_override() {
     let s = loaded.settings;
     assert_eq!(s.server.port, 10800, "env wins over file");
     assert_eq!(s.server.threads, 2);
-    assert_eq!(s.server.listen, vec!["127.0.0.1", "::1"]);
+    assert_eq!(s.server.listen, ips(&["127.0.0.1", "::1"]));
     assert_eq!(s.mysql.master.host, "db1");
     assert_eq!(s.mysql.slave.password, "s3cret");
     assert_eq!(s.redis.group_member.db, 5);
-    assert_eq!(s.limits.shutdown_grace_ms, 1500);
+    assert_eq!(
+        s.limits.shutdown_grace,
+        std::time::Duration::from_millis(1500)
+    );
     assert_eq!(s.log.format, LogFormat::Json);
     let ms = std::time::Duration::from_millis;
-    assert_eq!(s.server_config().unwrap().write_timeout, ms(700));
-    assert_eq!(s.store_config().unwrap().timeouts.pool_verify_idle, ms(0));
-    assert_eq!(s.store_config().unwrap().relation_ids_ttl, ms(0));
+    assert_eq!(s.server_config().write_timeout, ms(700));
+    assert_eq!(s.store_config().timeouts.pool_verify_idle, ms(0));
+    assert_eq!(s.store_config().relation_ids_ttl, ms(0));
     assert_eq!(
-        Settings::default().store_config().unwrap().relation_ids_ttl,
+        Settings::default().store_config().relation_ids_ttl,
         ms(5000)
     );
-    let batch = s.store_config().unwrap().batch;
+    let batch = s.store_config().batch;
     assert_eq!(
         (
             batch.max_batch,
@@ -379,4 +382,32 @@ fn unreachable_backend_says_what_to_start() {
         "{stderr}"
     );
     assert!(stderr.contains("start it with"), "{stderr}");
+}
+
+fn ips(list: &[&str]) -> Vec<std::net::IpAddr> {
+    list.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+/// One source of defaults: the binary's built-in settings are the library crates' defaults
+/// (and `shipped_toml_equals_defaults` ties config/db-proxy.toml to them).
+#[test]
+fn built_in_settings_are_the_library_defaults() {
+    let s = Settings::default();
+    assert_eq!(
+        s.server_config(),
+        dbproxy_transport::ServerConfig::default()
+    );
+    assert_eq!(
+        s.action_settings(),
+        dbproxy_action::ActionSettings::default()
+    );
+    let mut library = dbproxy_model::StoreConfig::default();
+    // One key (limits.msfs_timeout_ms) bounds both msfs calls in the binary.
+    library.timeouts.msfs_download = library.timeouts.msfs_upload;
+    assert_eq!(s.store_config(), library);
+    assert_eq!(s.server_config().max_in_flight_per_connection, 64);
+    assert_eq!(
+        s.store_config().timeouts.pool_wait,
+        std::time::Duration::from_secs(5)
+    );
 }

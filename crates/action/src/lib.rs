@@ -34,7 +34,7 @@ use command::{execute, Handle};
 use lockout::LoginGuard;
 
 /// Settings of the action layer (mapped by the binary from its configuration file).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionSettings {
     /// The 32-byte `aesKey` shared with msg_server; used for the voice placeholder only.
     pub aes_key: [u8; 32],

@@ -139,7 +139,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Self {
             connect: Duration::from_secs(2),
-            pool_wait: Duration::from_secs(2),
+            pool_wait: Duration::from_secs(5),
             statement: Duration::from_secs(5),
             redis_command: Duration::from_secs(2),
             pool_verify_idle: Duration::from_secs(5),

@@ -257,7 +257,7 @@ mod tests {
             assert!(!c.name.is_empty());
         }
         assert_eq!(<cmd::SendMessage as Command>::NAME, "CID_MSG_DATA");
-        assert!(<cmd::SendMessage as Command>::ECHO_UNKNOWN);
+        const { assert!(<cmd::SendMessage as Command>::ECHO_UNKNOWN) };
         assert_eq!(COMMANDS.iter().filter(|c| c.echo_unknown).count(), 1);
     }
 

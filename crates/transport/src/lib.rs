@@ -41,7 +41,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Listener and connection settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Addresses to listen on (one socket each).
     pub listen: Vec<SocketAddr>,
@@ -74,7 +74,7 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 10600))],
             max_frame_len: dbproxy_protocol::DEFAULT_MAX_FRAME_LEN,
             max_connections: 1024,
-            max_in_flight_per_connection: 256,
+            max_in_flight_per_connection: 64,
             heartbeat_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(4),

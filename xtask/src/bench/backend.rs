@@ -23,10 +23,7 @@ pub struct Backends {
 
 /// Connects a model store to the backends of `s`.
 pub async fn connect_store(s: &Settings) -> Result<Store> {
-    let cfg = s
-        .store_config()
-        .map_err(|e| format!("bench settings: {e}"))?;
-    Store::connect(&cfg)
+    Store::connect(&s.store_config())
         .await
         .map_err(|e| format!("cannot connect MariaDB/Redis for the bench: {e}").into())
 }
@@ -80,7 +77,7 @@ pub async fn fresh(args: &Args) -> Result<Backends> {
         &mut redis.token,
         &mut redis.group_member,
     ] {
-        r.db = i64::from(args.redis_db);
+        r.db = args.redis_db;
         if !flushed.contains(&r.addr()) {
             Redis::connect(r).await?.cmd(&["FLUSHDB"]).await?;
             flushed.push(r.addr());
@@ -143,8 +140,8 @@ impl ServerProcess {
         }
         let port = free_port()?;
         let mut cfg = s.clone();
-        cfg.server.listen = vec!["127.0.0.1".into()];
-        cfg.server.port = i64::from(port);
+        cfg.server.listen = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        cfg.server.port = port;
         cfg.server.pid_file = String::new();
         // Warnings, plus the start/stop lines of the server's wiring, whose stop line gives
         // the stage timings (see `StageReport::from_log_line`).
