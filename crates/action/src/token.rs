@@ -43,18 +43,10 @@ pub(crate) fn is_quiet_hour(hour: u32) -> bool {
     hour >= 22 || hour <= 7
 }
 
-/// The server's local hour of day (0–23), as the original's `localtime`.
+/// The server's local hour of day (0–23), as the original's `localtime` (time zone from
+/// `TZ` or the system's zone file).
 pub(crate) fn local_hour() -> u32 {
-    let now: libc::time_t = crate::command::now() as libc::time_t;
-    // SAFETY: localtime_r only writes into the zeroed `tm` we own; both pointers are valid
-    // for the duration of the call.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&now, &mut tm).is_null() };
-    if ok {
-        u32::try_from(tm.tm_hour).unwrap_or(0)
-    } else {
-        0
-    }
+    chrono::Timelike::hour(&chrono::Local::now())
 }
 
 /// CID_OTHER_GET_DEVICE_TOKEN_REQ (0x0705): push targets with badge counts.
@@ -129,5 +121,24 @@ mod tests {
         let quiet: Vec<u32> = (0..24).filter(|h| is_quiet_hour(*h)).collect();
         assert_eq!(quiet, vec![0, 1, 2, 3, 4, 5, 6, 7, 22, 23]);
         assert!(local_hour() < 24);
+    }
+
+    #[test]
+    fn local_hour_is_the_system_clock_hour() {
+        // As `date` (libc's localtime) tells it; asked again if the hour turned meanwhile.
+        let date_hour = || {
+            let out = std::process::Command::new("date").arg("+%H").output();
+            out.ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        };
+        for _ in 0..3 {
+            let (before, ours, after) = (date_hour(), local_hour(), date_hour());
+            if before == after {
+                assert_eq!(Some(ours), before);
+                return;
+            }
+        }
+        panic!("the hour kept changing");
     }
 }
