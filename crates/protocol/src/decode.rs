@@ -10,8 +10,8 @@
 
 use crate::schema::{schema, Kind, MessageInfo, Schema};
 use crate::wire::{
-    malformed, put_varint, read_field, read_varint, RawField, MAX_DEPTH, WT_FIXED32, WT_FIXED64,
-    WT_LEN, WT_START_GROUP, WT_VARINT,
+    malformed, put_key, put_varint, read_field, read_varint, RawField, MAX_DEPTH, WT_FIXED32,
+    WT_FIXED64, WT_LEN, WT_START_GROUP, WT_VARINT,
 };
 use crate::Error;
 
@@ -146,7 +146,7 @@ fn check_field(
                     malformed(name, format!("bad packed varint in field {}", field.name))
                 })?;
                 if schema.enum_declares(e, v as u32 as i32) {
-                    put_varint(&mut kept, u64::from(f.number) << 3);
+                    put_key(&mut kept, f.number, WT_VARINT);
                     put_varint(&mut kept, v);
                 } else {
                     all_valid = false;
@@ -189,7 +189,7 @@ fn check_field(
                 None => (Action::Keep, true),
                 Some(inner) => {
                     let mut bytes = Vec::with_capacity(inner.len() + 8);
-                    put_varint(&mut bytes, (u64::from(f.number) << 3) | u64::from(WT_LEN));
+                    put_key(&mut bytes, f.number, WT_LEN);
                     put_varint(&mut bytes, inner.len() as u64);
                     bytes.extend_from_slice(&inner);
                     (Action::Replace(bytes), true)

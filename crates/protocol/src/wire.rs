@@ -32,6 +32,10 @@ pub(crate) struct RawField {
 }
 
 /// Reads a base-128 varint at `*pos`; `None` if truncated or longer than 10 bytes.
+///
+/// Not prost's `decode_varint`: that one rejects a tenth byte above 1, where the original's
+/// protobuf 2.6.1 drops the bits beyond 64 and accepts the field, and the strict check must
+/// accept what the original accepts.
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value: u64 = 0;
     for i in 0..10 {
@@ -45,13 +49,14 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Appends `value` as a varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+/// Appends a field key (`number`, `wire_type`), prost's encoding.
+pub(crate) fn put_key(out: &mut Vec<u8>, number: u32, wire_type: u8) {
+    prost::encoding::encode_varint((u64::from(number) << 3) | u64::from(wire_type), out);
+}
+
+/// Appends `value` as a varint, prost's encoding.
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+    prost::encoding::encode_varint(value, out);
 }
 
 /// Reads one complete field starting at `pos`. `message` names the message for errors.
@@ -177,4 +182,35 @@ pub fn unknown_fields(full_name: &str, body: &[u8]) -> Result<Bytes, Error> {
         pos = f.end;
     }
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_and_accept_what_the_original_accepts() {
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut pos = 0;
+            assert_eq!(read_varint(&out, &mut pos), Some(v));
+            assert_eq!(pos, out.len());
+        }
+        // Ten bytes whose last carries bits beyond 64: kept (high bits dropped), as the
+        // original does; prost's own decoder refuses it.
+        let long = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let mut pos = 0;
+        assert_eq!(read_varint(&long, &mut pos), Some(u64::MAX));
+        assert!(prost::encoding::decode_varint(&mut &long[..]).is_err());
+        let mut pos = 0;
+        assert_eq!(
+            read_varint(&[0x80; 11], &mut pos),
+            None,
+            "more than 10 bytes"
+        );
+        let mut key = Vec::new();
+        put_key(&mut key, 99, WT_VARINT);
+        assert_eq!(key, [0x98, 0x06]);
+    }
 }
