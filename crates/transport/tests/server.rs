@@ -1,4 +1,5 @@
 //! The transport against real sockets on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,12 +2,10 @@
 //! values within the backend timeouts (never a hang, never a crash), and service resumes
 //! by itself when the backend returns.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use dbproxy_action::ActionSettings;
 use dbproxy_protocol::cid;
 use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};

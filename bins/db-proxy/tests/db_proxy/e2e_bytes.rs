@@ -6,11 +6,9 @@
 //! `A` is the 12-byte msg_server handle attach echoed as field 20; `E` is the empty field 20
 //! every reply carries when the request had none (protocol.md §5).
 
-mod common;
-mod raw;
-
+use crate::common::*;
+use crate::raw::{frame, hex, Raw};
 use bytes::Bytes;
-use common::*;
 use dbproxy_model::user::{password_hash, NewUser};
 use dbproxy_protocol::pb::im::buddy::*;
 use dbproxy_protocol::pb::im::file::{
@@ -21,7 +19,6 @@ use dbproxy_protocol::pb::im::login::*;
 use dbproxy_protocol::pb::im::message::*;
 use dbproxy_protocol::pb::im::server::{ImGetDeviceTokenReq, ImGroupGetShieldReq};
 use prost::Message;
-use raw::{frame, hex, Raw};
 
 /// Field 20 carrying `ATTACH` (type 1, handle 5, service type 0).
 const A: &str = "a2 01 0c 00 00 00 01 00 00 00 05 00 00 00 00";

@@ -2,11 +2,9 @@
 //! over TCP, a real MariaDB database and a private Redis (whole decoded responses asserted).
 //! The group-session sync task is tested beside `Actions` in crates/action/tests/group.rs.
 
-mod common;
-mod raw;
-
+use crate::common::*;
+use crate::raw::{body_of, frame, seq_of, Raw};
 use bytes::Bytes;
-use common::*;
 use dbproxy_model::Db;
 use dbproxy_protocol::pb::im::base_define::{
     GroupInfo, GroupVersionInfo, OfflineFileInfo, ShieldStatus, UserTokenInfo,
@@ -21,7 +19,6 @@ use dbproxy_protocol::pb::im::server::{
 };
 use dbproxy_protocol::{cid, Client};
 use prost::Message;
-use raw::{body_of, frame, seq_of, Raw};
 
 const HOSTILE: &str = "' OR 1=1 -- \"q\" \\back\\ 😀🐉";
 

@@ -1,10 +1,8 @@
 //! Login, push shield, user, department and signature commands end to end: a real server
 //! over TCP, a real MariaDB database and a private Redis.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use dbproxy_model::user::password_hash;
 use dbproxy_protocol::cid;
 use dbproxy_protocol::pb::im::buddy::*;

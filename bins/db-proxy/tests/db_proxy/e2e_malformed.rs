@@ -4,18 +4,15 @@
 //! body, undeclared value of a required enum) and unknown command ids are dropped without
 //! a reply and the connection keeps serving.
 
-mod common;
-mod raw;
-
+use crate::common::*;
+use crate::raw::{body_of, frame, hex, seq_of, Raw};
 use bytes::Bytes;
-use common::*;
 use dbproxy_protocol::pb::im::login::{
     ImDeviceTokenReq, ImDeviceTokenRsp, ImQueryPushShieldReq, ImQueryPushShieldRsp,
 };
 use dbproxy_protocol::pb::im::server::ImValidateRsp;
 use dbproxy_protocol::{cid, Client};
 use prost::Message;
-use raw::{body_of, frame, hex, seq_of, Raw};
 
 /// The good connection's probe: bob's push shield (0, result 0), attach echoed.
 async fn probe(good: &Client, bob: u32) {

@@ -1,10 +1,8 @@
 //! Message commands end to end over TCP: send (single/group, text/voice), read-ack,
 //! unread counts, lists, latest id, by ids, recent sessions and session removal.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use dbproxy_action::ActionSettings;
 use dbproxy_model::group::NewGroup;
 use dbproxy_protocol::cid;
