@@ -1,4 +1,4 @@
--- db-proxy schema (spec/schema.md). Idempotent: CREATE TABLE IF NOT EXISTS only.
+-- db-proxy schema (docs/compatibility.md#mysql-schema). Idempotent: CREATE TABLE IF NOT EXISTS only.
 -- Never DROP or ALTER here: this runs against existing TeamTalk deployments.
 -- Statements are separated by a ';' at the end of a line (the migrator splits on that).
 

@@ -1,4 +1,4 @@
-//! The original `dbproxyserver.conf` format (spec behaviour.md §2), as a `config::Format`.
+//! The original `dbproxyserver.conf` format (docs/compatibility.md#legacy-config-parsing-rules), as a `config::Format`.
 //!
 //! Parsing follows the original `CConfigFileReader` exactly (quirk Q-X04, KEEP):
 //! * the file is read in chunks of at most 255 bytes (a longer line continues as a new "line");

@@ -1,5 +1,5 @@
 //! User, department and signature commands of the buddy-list service
-//! (behaviour.md §11.6–§11.9).
+//! (docs/compatibility.md#users-and-departments, docs/compatibility.md#changed-users, docs/compatibility.md#signature-change).
 
 use std::sync::atomic::Ordering;
 
@@ -15,7 +15,7 @@ use crate::command::{attach, now, Handle};
 use crate::login::user_info;
 use crate::{Ctx, Error};
 
-/// Longest signature accepted, in bytes (§11.9).
+/// Longest signature accepted, in bytes (docs/compatibility.md#signature-change).
 const MAX_SIGN_INFO_BYTES: usize = 128;
 
 /// CID_BUDDY_LIST_USER_INFO_REQUEST (0x0204): users by id, ascending, unknown ids vanish.

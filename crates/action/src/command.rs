@@ -59,7 +59,7 @@ pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> 
     reply.map(|r| encode_reply::<C>(body, &r))
 }
 
-/// The attach_data echo of protocol.md §5: always present in the reply, empty if absent.
+/// The attach_data echo of docs/compatibility.md#reply-construction-and-attach-data: always present in the reply, empty if absent.
 pub(crate) fn attach(data: &Option<Bytes>) -> Option<Bytes> {
     Some(data.clone().unwrap_or_default())
 }

@@ -1,4 +1,4 @@
-//! The original's AES scheme (behaviour.md §9), used for one thing only: the encrypted
+//! The original's AES scheme (docs/compatibility.md#voice-messages-and-the-aes-placeholder), used for one thing only: the encrypted
 //! "[语音]" placeholder that replaces the newest message of a conversation when it is a
 //! voice message. Clients and msg_server decrypt it with the shared `aesKey`.
 

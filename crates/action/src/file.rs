@@ -1,4 +1,4 @@
-//! Offline files (behaviour.md §11.24–§11.26).
+//! Offline files (docs/compatibility.md#offline-files).
 
 use dbproxy_model::file::NewOfflineFile;
 use dbproxy_protocol::pb::im::base_define::OfflineFileInfo;

@@ -1,4 +1,4 @@
-//! Group commands (behaviour.md §11.18–§11.23): normal list, info, create, change
+//! Group commands (docs/compatibility.md#group-commands): normal list, info, create, change
 //! members, group push shield set/get.
 
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! `dbproxy-model`. One module per command family; `Actions::handle` is the single entry
 //! point where every request starts and ends (decode → run → failure mapping → encode).
 //!
-//! The behaviour of every handler follows `spec/behaviour.md` §7–§11, with the FIX items of
-//! `spec/quirks.md` applied.
+//! The behaviour of every handler follows docs/compatibility.md#command-behaviour, with the FIX items of
+//! docs/compatibility.md#quirk-register applied.
 
 mod command;
 pub mod crypto;
@@ -132,7 +132,7 @@ impl Actions {
         }
     }
 
-    /// Runs the group-session sync task (CSyncCenter, behaviour.md §6) every
+    /// Runs the group-session sync task (CSyncCenter, docs/compatibility.md#group-session-sync) every
     /// `settings.sync_interval` until `shutdown` is cancelled; spawn it next to the server.
     pub async fn run_group_sync(&self, shutdown: tokio_util::sync::CancellationToken) {
         sync::run_group_sync(

@@ -1,4 +1,4 @@
-//! Per-name login lockout (behaviour.md §7): more than `max_failures` failed validations
+//! Per-name login lockout (docs/compatibility.md#login-and-lockout): more than `max_failures` failed validations
 //! within `window` locks the name out (result code 6) until old failures age out.
 //!
 //! Unlike the original (Q-L02) memory is bounded: a name's list never holds more than

@@ -1,4 +1,4 @@
-//! Login validation and the user-level push shield (behaviour.md §7, §11.1–§11.3).
+//! Login validation and the user-level push shield (docs/compatibility.md#login-and-lockout).
 
 use dbproxy_model::user::User;
 use dbproxy_protocol::pb::im::base_define::UserInfo;
@@ -77,7 +77,7 @@ fn password_matches(user: &User, client_md5: &str) -> bool {
     format!("{:x}", md5::compute(&input)) == user.password
 }
 
-/// IMUser row → UserInfo with the column mapping of behaviour.md §7.
+/// IMUser row → UserInfo with the column mapping of docs/compatibility.md#login-and-lockout.
 pub(crate) fn user_info(user: &User) -> UserInfo {
     UserInfo {
         user_id: user.id,

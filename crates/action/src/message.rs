@@ -1,4 +1,4 @@
-//! Message commands (behaviour.md §9, §11.10–§11.15): send, read-ack, unread counts,
+//! Message commands (docs/compatibility.md#voice-messages-and-the-aes-placeholder, docs/compatibility.md#sending-a-message, docs/compatibility.md#mark-read, docs/compatibility.md#unread-count-list, docs/compatibility.md#message-history-reads): send, read-ack, unread counts,
 //! message lists, latest id and lookup by ids.
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ pub(crate) fn valid_type(kind: u8) -> bool {
     matches!(kind, SINGLE_TEXT | SINGLE_AUDIO | GROUP_TEXT | GROUP_AUDIO)
 }
 
-/// Newest message of a conversation as the session and unread lists show it (§10.5):
+/// Newest message of a conversation as the session and unread lists show it (docs/compatibility.md#newest-message):
 /// `(msg_id, type, sender, data)` with voice replaced by the placeholder.
 pub(crate) type Latest = (u32, u8, u32, Bytes);
 
@@ -62,7 +62,7 @@ pub(crate) async fn newest_many(
     ))
 }
 
-/// clearUserCounter (§10.6): mark a session read for `user`.
+/// clearUserCounter (docs/compatibility.md#mark-read): mark a session read for `user`.
 pub(crate) async fn mark_read(
     ctx: &Ctx,
     user: u32,
@@ -400,7 +400,7 @@ impl From<GroupMessage> for Row {
     }
 }
 
-/// Rows → MsgInfo: invalid types skipped, voice expanded (§9 read path).
+/// Rows → MsgInfo: invalid types skipped, voice expanded (docs/compatibility.md#voice-messages-and-the-aes-placeholder read path).
 async fn msg_infos(ctx: &Ctx, rows: Vec<Row>) -> Vec<MsgInfo> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows.into_iter().filter(|r| valid_type(r.kind)) {

@@ -1,4 +1,4 @@
-//! Recent-session commands of the buddy-list service (behaviour.md §11.4, §11.5).
+//! Recent-session commands of the buddy-list service (docs/compatibility.md#recent-session-list, docs/compatibility.md#remove-session).
 
 use dbproxy_model::store::Db;
 use dbproxy_protocol::pb::im::base_define::{ContactSessionInfo, SessionType};

@@ -1,4 +1,4 @@
-//! CSyncCenter's group-session sync (behaviour.md §6): after someone posts in a group,
+//! CSyncCenter's group-session sync (docs/compatibility.md#group-session-sync): after someone posts in a group,
 //! bump (or create) the group's entry in every member's recent-session list.
 //!
 //! Fixes over the original: resumes from the stored `last_update_group` and uses `now` only

@@ -1,4 +1,4 @@
-//! Device tokens (behaviour.md §8, §11.16–§11.17).
+//! Device tokens (docs/compatibility.md#push-shield-and-device-tokens).
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,4 +1,4 @@
-//! Voice messages (behaviour.md §9) as the message handlers need them: the model stores
+//! Voice messages (docs/compatibility.md#voice-messages-and-the-aes-placeholder) as the message handlers need them: the model stores
 //! the payload in msfs + IMAudio and expands it back; this module adds the logging and
 //! the "nothing stored → msg_id 0" decision (Q-M02).
 

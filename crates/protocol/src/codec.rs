@@ -1,4 +1,4 @@
-//! The 16-byte PDU header and the tokio-util codec (protocol.md §2).
+//! The 16-byte PDU header and the tokio-util codec (docs/compatibility.md#pdu-framing).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};

@@ -1,5 +1,5 @@
 //! proto2-strict decoding, as the original's protobuf-lite 2.6.1 applies it
-//! (protocol.md §4 item 6, messages.md §2).
+//! (docs/compatibility.md#request-processing-and-strict-decoding).
 //!
 //! Rules: malformed wire data or a zero tag fails; a missing `required` field fails (checked
 //! recursively in every nested message present); a `required` enum carrying an undeclared

@@ -1,6 +1,6 @@
 //! TCP transport of db-proxy: listeners, framing, heartbeats, idle timeout, bounded
 //! concurrency per connection, dispatch to a [`Handler`], and graceful shutdown with the
-//! `0x0702` stop-receive notice (protocol.md §1, §3, §4, §8).
+//! `0x0702` stop-receive notice (docs/compatibility.md#transport-and-connections, docs/compatibility.md#heartbeat-and-idle-timeout, docs/compatibility.md#request-processing-and-strict-decoding, docs/compatibility.md#graceful-shutdown).
 //!
 //! Connection limit policy: when `max_connections` connections are open, a newly accepted
 //! socket is closed immediately (with a warning log) rather than held in a queue.
@@ -32,7 +32,7 @@ pub struct Request {
 
 /// The application behind the transport (the bin implements it with the action layer).
 ///
-/// Called only for command ids in the command table (protocol.md §7). Return `Some(body)` to
+/// Called only for command ids in the command table (docs/compatibility.md#command-table). Return `Some(body)` to
 /// reply; the transport builds the header (response sid/cid from the table, echoed seq_num).
 /// `None` means no reply. Commands without a response in the table never get one.
 pub trait Handler: Send + Sync + 'static {

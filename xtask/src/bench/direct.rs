@@ -1,6 +1,6 @@
 //! The model calls of the send, fetch, login and unread handlers issued straight through the model crate
 //! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
-//! Mirrors behaviour.md §11.10 (single text) and §11.13 (single list).
+//! Mirrors docs/compatibility.md#sending-a-message (single text) and docs/compatibility.md#message-history-reads (single list).
 
 use dbproxy_model::message::{OutgoingSingle, Sent};
 use dbproxy_model::{session, unix_now, Store};

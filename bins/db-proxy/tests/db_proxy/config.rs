@@ -1,5 +1,5 @@
-//! Config loading: the shipped legacy example, the original parser's edge cases (behaviour.md
-//! §2.1), TOML + environment overrides, and validation through the real binary.
+//! Config loading: the shipped legacy example, the original parser's edge cases
+//! (docs/compatibility.md#legacy-config-parsing-rules), TOML + environment overrides, and validation through the real binary.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,10 @@
 //! Exact reply bytes for every one of the 23 replying commands, over a raw TCP socket:
 //! the whole PDU (16-byte header: length, version 1, flag 0, response service and command
-//! id of protocol.md §7, echoed seq_num, reserved 0; then the body) compared with bytes
+//! id of docs/compatibility.md#command-table, echoed seq_num, reserved 0; then the body) compared with bytes
 //! written out by hand here — never produced by encoding the expected message.
 //!
 //! `A` is the 12-byte msg_server handle attach echoed as field 20; `E` is the empty field 20
-//! every reply carries when the request had none (protocol.md §5).
+//! every reply carries when the request had none (docs/compatibility.md#reply-construction-and-attach-data).
 
 use crate::common::*;
 use crate::raw::{frame, hex, Raw};
@@ -93,7 +93,7 @@ async fn every_replying_command_exact_bytes() {
     );
     let mut r = Raw::connect(srv.addr).await;
 
-    // 1. 0x0703 → 0x0704: protocol.md §2.2 vectors verbatim (request and reply, seq 7).
+    // 1. 0x0703 → 0x0704: docs/compatibility.md#byte-vectors vectors verbatim (request and reply, seq 7).
     let request = hex(
         "00 00 00 48 00 01 00 00 00 07 07 03 00 07 00 00 \
          0a 05 61 6c 69 63 65 12 20 \
@@ -394,7 +394,7 @@ async fn every_replying_command_exact_bytes() {
     .await;
 
     // 17. 0x0405 → 0x0406: groups 1 ("a", normal, members {1}) and 2 ("b", temporary),
-    // then the §2.2 group-create vector verbatim: user 1, group 3, "g", members 1 and 2.
+    // then the docs/compatibility.md#byte-vectors group-create vector verbatim: user 1, group 3, "g", members 1 and 2.
     let create = |kind: i32, name: &str, members: Vec<u32>, attach_data: Option<Bytes>| {
         enc(&ImGroupCreateReq {
             user_id: 1,

@@ -1,4 +1,4 @@
-//! Malformed traffic beside good traffic (protocol.md §2.1, §4): one connection sends
+//! Malformed traffic beside good traffic (docs/compatibility.md#frame-length-checks, docs/compatibility.md#request-processing-and-strict-decoding): one connection sends
 //! garbage while another keeps getting correct answers. Framing errors (length < 16, a
 //! length above the cap) close only the offending connection; body errors (undecodable
 //! body, undeclared value of a required enum) and unknown command ids are dropped without

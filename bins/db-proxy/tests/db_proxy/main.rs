@@ -6,6 +6,7 @@ mod common;
 mod raw;
 
 mod config;
+mod docs;
 mod e2e_bytes;
 mod e2e_group_token_file;
 mod e2e_login_buddy;

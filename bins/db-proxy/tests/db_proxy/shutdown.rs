@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use dbproxy_testkit::TestEnv;
 
-/// protocol.md §2.2: stop-receive notice.
+/// docs/compatibility.md#byte-vectors: stop-receive notice.
 const STOP_NOTICE: [u8; 18] = [
     0x00, 0x00, 0x00, 0x12, 0x00, 0x01, 0x00, 0x00, 0x00, 0x07, 0x07, 0x02, 0x00, 0x00, 0x00, 0x00,
     0x08, 0x00,
 ];
 
-/// protocol.md §2.2: validate request (seq 7, user alice, md5hex("123456"), 12-byte attach).
+/// docs/compatibility.md#byte-vectors: validate request (seq 7, user alice, md5hex("123456"), 12-byte attach).
 fn validate_request() -> Vec<u8> {
     let mut v = vec![
         0x00, 0x00, 0x00, 0x48, 0x00, 0x01, 0x00, 0x00, 0x00, 0x07, 0x07, 0x03, 0x00, 0x07, 0x00,

@@ -1,4 +1,4 @@
-//! The command table of protocol.md §7.
+//! The command table of docs/compatibility.md#command-table.
 
 use dbproxy_protocol::commands::COMMANDS;
 use dbproxy_protocol::pb::im::{buddy, file, group, login, message, server};

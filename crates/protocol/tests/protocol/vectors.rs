@@ -1,4 +1,4 @@
-//! The byte vectors of protocol.md §2.2, verbatim.
+//! The byte vectors of docs/compatibility.md#byte-vectors, verbatim.
 
 use bytes::BytesMut;
 use dbproxy_protocol::pb::im::{group, message, server};
