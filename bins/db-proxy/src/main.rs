@@ -36,6 +36,10 @@ fn main() -> ExitCode {
             Ok(loaded) => {
                 println!("# config OK: {} ({})", file.display(), loaded.kind);
                 print!("{}", loaded.settings.to_masked_toml());
+                println!(
+                    "# the `sync` Redis instance (redis.sync, the sync_* keys) is accepted and \
+                     ignored, as the original never used it (Q-R07)"
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -109,7 +109,9 @@ pub struct RedisSettings {
     pub token: RedisInstance,
     /// Group member hashes.
     pub group_member: RedisInstance,
-    /// Accepted and ignored (the original configured but never used it, quirk Q-R07).
+    /// Accepted and ignored (the original configured but never used it, quirk Q-R07); not
+    /// shown by `--check-config`, which prints only what db-proxy uses.
+    #[serde(skip_serializing)]
     pub sync: RedisInstance,
 }
 

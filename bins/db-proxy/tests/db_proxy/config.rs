@@ -324,6 +324,18 @@ fn check_config_prints_masked_settings() {
 }
 
 #[test]
+fn check_config_does_not_show_the_ignored_sync_instance_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = example_text().replace("sync_db=2", "sync_db=8");
+    let p = write(&dir, "dbproxyserver.conf", &text);
+    let out = bin().arg("--check-config").arg(&p).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("[redis.sync]"), "{stdout}");
+    assert!(stdout.contains("accepted and ignored"), "{stdout}");
+}
+
+#[test]
 fn check_config_failures_exit_nonzero_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &str, &str); 5] = [
