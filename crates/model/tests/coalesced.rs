@@ -324,7 +324,7 @@ async fn concurrent_sends_get_consecutive_ids_rows_and_unread_counts() {
         .store_single(&old, &[sa0, sb0], 1_600_000_000)
         .await
         .unwrap();
-    let key0 = dbproxy_model::message::single_counter_key(rel0);
+    let key0 = dbproxy_model::keys::single_counter_key(rel0);
     s.unread().del(&[key0.as_str()]).await.unwrap();
 
     let pairs = Arc::new(pairs);

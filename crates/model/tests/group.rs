@@ -1,6 +1,7 @@
 //! Group repository against real MariaDB + a private Redis.
 
-use dbproxy_model::group::{member_key, msg_id_key, NewGroup};
+use dbproxy_model::group::NewGroup;
+use dbproxy_model::keys::{group_counter_key, member_key};
 use dbproxy_testkit::TestEnv;
 
 const HOSTILE: &str = "' OR 1=1 -- \"q\" \\back\\ 😀🐉";
@@ -49,7 +50,7 @@ async fn create_reads_back_and_lists() {
     assert_eq!(groups.join_time(9, g).await.unwrap(), 1000);
     assert_eq!(groups.join_time(7, g).await.unwrap(), 0);
     assert_eq!(
-        env.store.unread().get(&msg_id_key(g)).await.unwrap(),
+        env.store.unread().get(&group_counter_key(g)).await.unwrap(),
         Some("0".into())
     );
 

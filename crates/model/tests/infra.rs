@@ -313,10 +313,10 @@ async fn hostile_strings_round_trip_mysql_and_redis() {
     env.cleanup().await;
 }
 
-const INCR_IF_EXISTS: Script = Script {
-    name: "incr_if_exists",
-    source: "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end",
-};
+static INCR_IF_EXISTS: Script = Script::new(
+    "incr_if_exists",
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) else return false end",
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_facade_round_trips() {

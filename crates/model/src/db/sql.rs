@@ -13,7 +13,7 @@ use diesel::QueryResult;
 /// A raw statement whose prepared form may be cached on the connection.
 #[derive(Debug, Clone)]
 #[must_use = "Queries are only executed when calling `load`, `get_result` or similar."]
-pub struct Cached<Q>(Q);
+pub(crate) struct Cached<Q>(Q);
 
 /// `.cached()` on a finished `sql_query(..).bind(..)` chain. Use it only when the SQL text
 /// is a static string (or one of a small fixed set): every distinct text stays prepared on
@@ -54,8 +54,8 @@ struct LastId {
 
 /// `LAST_INSERT_ID()` of the previous INSERT on this connection, as u32.
 /// Must run on the same connection (and transaction) as the INSERT.
-pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
-    use crate::MysqlResultExt;
+pub(crate) async fn last_insert_id(conn: &mut super::DbConn) -> crate::Result<u32> {
+    use crate::error::MysqlResultExt;
     use diesel_async::RunQueryDsl;
     let r: LastId = diesel::sql_query("SELECT LAST_INSERT_ID() AS id")
         .cached()
@@ -63,7 +63,7 @@ pub async fn last_insert_id(conn: &mut crate::DbConn) -> crate::Result<u32> {
         .await
         .ctx("LAST_INSERT_ID")?;
     u32::try_from(r.id)
-        .map_err(|_| crate::Error::Invalid(format!("LAST_INSERT_ID() {} exceeds u32", r.id)))
+        .map_err(|_| crate::error::Error::Invalid(format!("LAST_INSERT_ID() {} exceeds u32", r.id)))
 }
 
 /// Column `i` of a row, by position. diesel's by-name lookup compares the name of every

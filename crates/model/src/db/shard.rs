@@ -2,10 +2,10 @@
 //! Table names come only from the static strings here, chosen by `id % 8`.
 
 /// Number of shards of each message table family (hard-coded by the original).
-pub const SHARDS: u32 = 8;
+pub(crate) const SHARDS: u32 = 8;
 
 /// Single-chat message tables, index = relateId % 8.
-pub const MESSAGE_TABLES: [&str; 8] = [
+pub(crate) const MESSAGE_TABLES: [&str; 8] = [
     "IMMessage_0",
     "IMMessage_1",
     "IMMessage_2",
@@ -17,7 +17,7 @@ pub const MESSAGE_TABLES: [&str; 8] = [
 ];
 
 /// Group message tables, index = groupId % 8.
-pub const GROUP_MESSAGE_TABLES: [&str; 8] = [
+pub(crate) const GROUP_MESSAGE_TABLES: [&str; 8] = [
     "IMGroupMessage_0",
     "IMGroupMessage_1",
     "IMGroupMessage_2",
@@ -29,7 +29,7 @@ pub const GROUP_MESSAGE_TABLES: [&str; 8] = [
 ];
 
 /// Shard index of an id.
-pub fn shard_of(id: u32) -> usize {
+pub(crate) fn shard_of(id: u32) -> usize {
     (id % SHARDS) as usize
 }
 
@@ -47,7 +47,6 @@ pub fn group_message_table(group_id: u32) -> &'static str {
 /// `shard_sql!(IMMessage, "SELECT msgId FROM ", " WHERE relateId = ?")` gives
 /// `["SELECT msgId FROM IMMessage_0 WHERE relateId = ?", ...]`. Index it with
 /// [`shard_of`]. No runtime string building, no input in the SQL text.
-#[macro_export]
 macro_rules! shard_sql {
     ($table:ident, $before:expr, $after:expr) => {
         [
@@ -62,6 +61,7 @@ macro_rules! shard_sql {
         ]
     };
 }
+pub(crate) use shard_sql;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,6 @@
-//! Small Redis facade over fred. Nothing of fred leaks through this API, so the client
+//! Small Redis facade over fred ([`Cache`]), the key formats ([`keys`]) and the Lua
+//! scripts ([`scripts`]).
+//! Nothing of fred leaks through this API, so the client
 //! library can be swapped. Every call has the configured command timeout; failures are
 //! mapped to [`Error::Redis`] / [`Error::Timeout`] with the key as context.
 
@@ -10,17 +12,12 @@ use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, LuaInterface}
 use fred::prelude::{Builder, Config, ReconnectPolicy, ServerConfig};
 use fred::types::Value;
 
+pub mod keys;
+pub(crate) mod scripts;
+
 use crate::config::{RedisConfig, Timeouts};
 use crate::error::{Error, Result};
-
-/// A Lua script run with EVAL. Construct once as a `static`/`const`.
-#[derive(Debug, Clone, Copy)]
-pub struct Script {
-    /// Human-readable name used in error context.
-    pub name: &'static str,
-    /// Lua source.
-    pub source: &'static str,
-}
+pub use scripts::Script;
 
 /// Result value of a script, decoupled from the client library.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,9 +355,12 @@ impl Cache {
         keys: &[String],
         args: &[String],
     ) -> Result<ScriptValue> {
-        let v: Value = boxed(self.pool.eval(script.source, keys.to_vec(), args.to_vec()))
-            .await
-            .map_err(|e| self.err("EVAL", script.name, e))?;
+        let v: Value = boxed(
+            self.pool
+                .eval(script.source(), keys.to_vec(), args.to_vec()),
+        )
+        .await
+        .map_err(|e| self.err("EVAL", script.name(), e))?;
         Ok(to_script_value(v))
     }
 

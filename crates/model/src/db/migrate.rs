@@ -3,11 +3,11 @@
 
 use diesel_async::RunQueryDsl;
 
+use super::{Db, DbConn, Pools};
 use crate::error::{Error, Result};
-use crate::store::{DbConn, Store};
 
 /// The embedded DDL.
-pub const SCHEMA_SQL: &str = include_str!("../../../sql/001_schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../../../sql/001_schema.sql");
 
 /// The DDL split into statements (on `;` at the end of a line), comments dropped.
 pub fn statements() -> Vec<String> {
@@ -36,7 +36,7 @@ pub fn statements() -> Vec<String> {
 }
 
 /// Run every DDL statement on `conn` (creates missing tables; never drops or alters).
-pub async fn migrate_conn(conn: &mut DbConn) -> Result<()> {
+pub(crate) async fn migrate_conn(conn: &mut DbConn) -> Result<()> {
     for stmt in statements() {
         diesel::sql_query(stmt.as_str())
             .execute(conn)
@@ -46,10 +46,12 @@ pub async fn migrate_conn(conn: &mut DbConn) -> Result<()> {
     Ok(())
 }
 
-/// Run the migration on the master pool (not bounded by the statement timeout per
-/// statement set: each DDL statement is quick; the whole set runs in one unit of work).
-pub async fn migrate(store: &Store) -> Result<()> {
-    store.master(async |c| migrate_conn(c).await).await
+/// Run the migration on the master pool, the whole set in one unit of work (each DDL
+/// statement is quick).
+pub(crate) async fn migrate(pools: &Pools) -> Result<()> {
+    pools
+        .run(Db::Master, false, async |c| migrate_conn(c).await)
+        .await
 }
 
 fn first_line(s: &str) -> &str {

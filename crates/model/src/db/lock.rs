@@ -7,9 +7,9 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Unsigned};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
+use super::sql::CacheExt;
+use super::DbConn;
 use crate::error::{Error, MysqlResultExt, Result};
-use crate::sql::CacheExt;
-use crate::store::DbConn;
 
 #[derive(QueryableByName)]
 struct LockResult {
@@ -17,13 +17,28 @@ struct LockResult {
     v: Option<i64>,
 }
 
+/// Lock of the sessions of (user, peer, kind): `dbproxy_ses_<u>_<p>_<k>`.
+pub(crate) fn session_lock(user: u32, peer: u32, kind: u8) -> String {
+    format!("dbproxy_ses_{user}_{peer}_{kind}")
+}
+
+/// Lock of the relation of a pair: `dbproxy_rel_<small>_<big>`.
+pub(crate) fn relation_lock(small: u32, big: u32) -> String {
+    format!("dbproxy_rel_{small}_{big}")
+}
+
+/// Lock serialising the membership changes of group `g`: `dbproxy_grp_<g>`.
+pub(crate) fn group_lock(g: u32) -> String {
+    format!("dbproxy_grp_{g}")
+}
+
 /// Seconds to wait for a named lock.
-pub const LOCK_WAIT_SECS: u32 = 3;
+pub(crate) const LOCK_WAIT_SECS: u32 = 3;
 
 /// Run `work` while holding the advisory lock `name` (bound as a parameter; names longer
 /// than 64 characters are rejected by the server). The lock is released afterwards,
 /// whether `work` succeeded or not.
-pub async fn with_lock<R>(
+pub(crate) async fn with_lock<R>(
     conn: &mut DbConn,
     name: &str,
     work: impl AsyncFnOnce(&mut DbConn) -> Result<R>,
