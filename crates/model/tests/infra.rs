@@ -399,3 +399,38 @@ async fn redis_down_fails_fast_with_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
     env.cleanup().await;
 }
+
+/// `SCRIPT FLUSH` on the private redis-server over a raw connection.
+fn script_flush(port: u16) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"SCRIPT FLUSH\r\n").unwrap();
+    let mut reply = [0u8; 5];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+}
+
+/// Scripts run by SHA-1; a server that lost its script cache (restart, SCRIPT FLUSH) gets
+/// the source again and answers as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_reloaded_after_script_flush() {
+    let env = TestEnv::new().await;
+    let c = env.store.unread();
+    c.set("nx", "1").await.unwrap();
+    let incr = async || {
+        c.eval(&INCR_IF_EXISTS, &["nx".into()], &["1".into()])
+            .await
+            .unwrap()
+    };
+    assert_eq!(incr().await, ScriptValue::Int(2));
+    assert_eq!(env.store.counters().group_incr(5, 3).await.unwrap(), 1);
+    script_flush(env.redis_port);
+    assert_eq!(incr().await, ScriptValue::Int(3));
+    assert_eq!(env.store.counters().group_incr(5, 3).await.unwrap(), 2);
+    script_flush(env.redis_port);
+    assert_eq!(
+        env.store.counters().group_mark_read(4, 5).await.unwrap(),
+        Some(2)
+    );
+    env.cleanup().await;
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface};
 use fred::prelude::{Builder, Config, ReconnectPolicy, ServerConfig};
 use fred::types::Value;
 
@@ -348,19 +348,23 @@ impl Cache {
         Ok(all.into_iter().map(value_to_map).collect())
     }
 
-    /// EVAL `script` with `keys` and `args` (atomic on the server).
+    /// Run `script` with `keys` and `args` (atomic on the server): EVALSHA, and on NOSCRIPT
+    /// (a restarted or flushed server) SCRIPT LOAD and EVALSHA again (fred's
+    /// `evalsha_with_reload`), so the source crosses the wire only when the server lacks it.
     pub async fn eval(
         &self,
         script: &Script,
         keys: &[String],
         args: &[String],
     ) -> Result<ScriptValue> {
-        let v: Value = boxed(
-            self.pool
-                .eval(script.source(), keys.to_vec(), args.to_vec()),
-        )
+        let client = self.pool.next();
+        let v: Value = boxed(script.fred().evalsha_with_reload(
+            client,
+            keys.to_vec(),
+            args.to_vec(),
+        ))
         .await
-        .map_err(|e| self.err("EVAL", script.name(), e))?;
+        .map_err(|e| self.err("EVALSHA", script.name(), e))?;
         Ok(to_script_value(v))
     }
 

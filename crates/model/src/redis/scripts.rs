@@ -1,16 +1,26 @@
-//! Every Lua script of the crate. Each runs atomically on the server.
+//! Every Lua script of the crate. Each runs atomically on the server; [`Script`] sends it
+//! by its SHA-1 (EVALSHA) and loads it again when the server answers NOSCRIPT (after a
+//! restart or SCRIPT FLUSH).
 
-/// A Lua script run with EVAL. Declare it as a `static`.
+use std::sync::OnceLock;
+
+/// A Lua script run with EVALSHA. Declare it as a `static` (the loaded form is computed once
+/// per script, on first use).
 #[derive(Debug)]
 pub struct Script {
     name: &'static str,
     source: &'static str,
+    loaded: OnceLock<fred::types::scripts::Script>,
 }
 
 impl Script {
     /// A script called `name` (used in error context) with Lua `source`.
     pub const fn new(name: &'static str, source: &'static str) -> Self {
-        Script { name, source }
+        Script {
+            name,
+            source,
+            loaded: OnceLock::new(),
+        }
     }
 
     /// The name used in error context.
@@ -18,9 +28,10 @@ impl Script {
         self.name
     }
 
-    /// The Lua source.
-    pub(crate) fn source(&self) -> &'static str {
-        self.source
+    /// fred's script (source and SHA-1).
+    pub(crate) fn fred(&self) -> &fred::types::scripts::Script {
+        self.loaded
+            .get_or_init(|| fred::types::scripts::Script::from_lua(self.source))
     }
 }
 
