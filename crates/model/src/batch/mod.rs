@@ -153,7 +153,7 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                     let mut results = results.into_iter();
                     for reply in replies {
                         let r = results.next().unwrap_or_else(|| {
-                            Err(Error::Invalid(format!(
+                            Err(Error::Internal(format!(
                                 "{name}: batch of {n} returned too few results"
                             )))
                         });
@@ -177,9 +177,9 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
                 reply,
             })
             .await
-            .map_err(|_| Error::Invalid(format!("{}: dispatcher stopped", self.name)))?;
+            .map_err(|_| Error::Internal(format!("{}: dispatcher stopped", self.name)))?;
         rx.await.map_err(|_| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "{}: batch ended without an answer (worker failed)",
                 self.name
             ))
@@ -188,15 +188,11 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
 }
 
 /// One result per request from a whole-batch outcome: `Ok(values)` (one per request, in
-/// order) or the same error, copied, for every request.
+/// order) or the same error, shared, for every request.
 pub(crate) fn fan_out<T>(n: usize, outcome: Result<Vec<T>>) -> Vec<Result<T>> {
     match outcome {
         Ok(values) => values.into_iter().map(Ok).collect(),
-        Err(e) => {
-            let mut out: Vec<Result<T>> = (1..n).map(|_| Err(e.duplicate())).collect();
-            out.push(Err(e));
-            out
-        }
+        Err(e) => e.fan_out(n).into_iter().map(Err).collect(),
     }
 }
 
@@ -334,9 +330,9 @@ mod tests {
     fn fan_out_copies_errors() {
         let v: Vec<Result<u32>> = fan_out(3, Err(Error::NotFound("x".into())));
         assert_eq!(v.len(), 3);
-        assert!(v
-            .iter()
-            .all(|r| matches!(r, Err(Error::NotFound(s)) if s == "x")));
+        assert!(v.iter().all(
+            |r| matches!(r.as_ref().map_err(Error::inner), Err(Error::NotFound(s)) if s == "x")
+        ));
         let v = fan_out(2, Ok(vec![1u32, 2]));
         assert_eq!(
             v.into_iter().map(|r| r.ok()).collect::<Vec<_>>(),

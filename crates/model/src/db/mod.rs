@@ -195,7 +195,7 @@ where
         Ok(v) => {
             AnsiTransactionManager::commit_transaction(conn)
                 .await
-                .map_err(|e| Error::mysql("COMMIT", e))?;
+                .map_err(Error::commit)?;
             Ok(v)
         }
         Err(e) => {
@@ -216,9 +216,10 @@ fn must_discard(e: &Error) -> bool {
         return false;
     }
     !matches!(
-        e,
+        e.inner(),
         Error::NotFound(_)
             | Error::Invalid(_)
+            | Error::Internal(_)
             | Error::Mysql {
                 source: diesel::result::Error::NotFound,
                 ..

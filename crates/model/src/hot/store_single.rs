@@ -130,7 +130,9 @@ pub(crate) fn coalescer(
                 }));
             }
             out.into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("message left unanswered".into()))))
+                .map(|r| {
+                    r.unwrap_or_else(|| Err(Error::Internal("message left unanswered".into())))
+                })
                 .collect()
         }
     };
@@ -154,17 +156,17 @@ async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Ve
         .collect();
     let values = match cache.eval(&INCR_MANY_IF_EXIST, &keys, &[]).await {
         Ok(ScriptValue::List(values)) if values.len() == keys.len() => Ok(values),
-        Ok(other) => Err(Error::Redis {
-            context: format!("allocate {} ids", keys.len()),
-            message: format!("unexpected script result: {other:?}"),
-        }),
+        Ok(other) => Err(Error::redis_reply(
+            format!("allocate {} ids", keys.len()),
+            format!("unexpected script result: {other:?}"),
+        )),
         Err(e) => Err(e),
     };
     let values = match values {
         Ok(values) => values,
         Err(e) => {
-            for &i in &wanted {
-                out[i] = Err(e.duplicate());
+            for (&i, e) in wanted.iter().zip(e.fan_out(wanted.len())) {
+                out[i] = Err(e);
             }
             return out;
         }
@@ -236,13 +238,16 @@ async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
 /// failed (the transaction was rolled back), as opposed to a failed or timed-out COMMIT or
 /// a timeout of the whole unit, whose outcome is unknown.
 fn rolled_back(e: &Error) -> bool {
-    match e {
-        Error::Mysql { context, .. } => context != "COMMIT",
-        Error::Invalid(_) | Error::NotFound(_) => true,
+    match e.inner() {
+        Error::Mysql { .. } => true,
+        Error::Commit { .. } => false,
+        Error::Invalid(_) | Error::NotFound(_) | Error::Internal(_) => true,
         // No connection: nothing was sent, but storing one by one would only wait again.
         Error::Pool { .. } | Error::Timeout { .. } | Error::Redis { .. } | Error::Http { .. } => {
             false
         }
+        // `inner` never returns a shared error.
+        Error::Shared(_) => false,
     }
 }
 
@@ -264,7 +269,7 @@ async fn store_singles_on(
                 // Ids are allocated before the transaction; never store one without.
                 let msg_id = m
                     .msg_id
-                    .ok_or_else(|| Error::Invalid("message without a msgId".into()))?;
+                    .ok_or_else(|| Error::Internal("message without a msgId".into()))?;
                 q = q
                     .bind::<Unsigned<Integer>, _>(m.relate_id)
                     .bind::<Unsigned<Integer>, _>(m.from_id)
@@ -300,14 +305,12 @@ mod tests {
 
     #[test]
     fn only_certain_rollbacks_are_stored_again_one_by_one() {
-        let db = |context: &str| Error::Mysql {
-            context: context.into(),
-            source: diesel::result::Error::BrokenTransactionManager,
-        };
+        let broken = || diesel::result::Error::BrokenTransactionManager;
+        let db = |context: &str| Error::mysql(context, broken());
         assert!(rolled_back(&db("IMMessage insert")));
         assert!(rolled_back(&db("BEGIN")));
         assert!(
-            !rolled_back(&db("COMMIT")),
+            !rolled_back(&Error::commit(broken())),
             "a failed COMMIT may have committed"
         );
         assert!(!rolled_back(&Error::Timeout {

@@ -1,7 +1,7 @@
 //! Small Redis facade over fred ([`Cache`]), the key formats ([`keys`]) and the Lua
 //! scripts ([`scripts`]).
-//! Nothing of fred leaks through this API, so the client
-//! library can be swapped. Every call has the configured command timeout; failures are
+//! Nothing of fred leaks through this API but the source of [`Error::Redis`], so the
+//! client library can be swapped. Every call has the configured command timeout; failures are
 //! mapped to [`Error::Redis`] / [`Error::Timeout`] with the key as context.
 
 use std::collections::BTreeMap;
@@ -171,17 +171,7 @@ impl Cache {
     }
 
     fn err(&self, what: &str, key: &str, e: fred::error::Error) -> Error {
-        if matches!(e.kind(), fred::error::ErrorKind::Timeout) {
-            Error::Timeout {
-                what: format!("redis {} {what} {key}", self.name),
-                after: self.timeout,
-            }
-        } else {
-            Error::Redis {
-                context: format!("{} {what} {key}", self.name),
-                message: e.to_string(),
-            }
-        }
+        Error::redis_after(format!("{} {what} {key}", self.name), e, self.timeout)
     }
 
     /// GET `key` → value, `None` when missing.

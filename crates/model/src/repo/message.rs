@@ -259,10 +259,10 @@ async fn allocate(
 pub(crate) fn msg_id_in_range(key: &str, v: Option<i64>) -> Result<u32> {
     match v.map(u32::try_from) {
         Some(Ok(n)) if n > 0 => Ok(n),
-        _ => Err(Error::Redis {
-            context: format!("allocate {key}"),
-            message: format!("counter out of range: {v:?}"),
-        }),
+        _ => Err(Error::redis_reply(
+            format!("allocate {key}"),
+            format!("counter out of range: {v:?}"),
+        )),
     }
 }
 
