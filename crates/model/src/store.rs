@@ -1,6 +1,6 @@
 //! [`Store`]: the backends (the MySQL pools, the four Redis instances, the msfs client and
-//! the timeouts) plus the coalesced hot paths. The domain handles ([`crate::api`]) reach
-//! every backend through it.
+//! the timeouts) plus the coalesced hot paths. The domain handles (`store.users()`, …)
+//! reach every backend through it.
 
 use std::sync::Arc;
 

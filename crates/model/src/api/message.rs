@@ -6,9 +6,6 @@
 
 use crate::db::Db;
 use crate::error::Result;
-use crate::hot::newest::NewestReq;
-use crate::hot::pages::PageReq;
-use crate::hot::store_single::OwnedSingle;
 use crate::repo::message as repo;
 use crate::Store;
 
@@ -65,18 +62,12 @@ impl Messages<'_> {
         sessions: &[u32],
         session_time: u32,
     ) -> Result<()> {
-        let job = OwnedSingle {
-            relate_id: m.relate_id,
-            from_id: m.from_id,
-            to_id: m.to_id,
-            msg_id: Some(m.msg_id),
-            content: m.content.to_vec(),
-            kind: m.kind,
-            created: m.created,
-            sessions: sessions.to_vec(),
-            session_time,
-        };
-        match self.store.hot().store_single(job).await? {
+        match self
+            .store
+            .hot()
+            .store_single(m, sessions, session_time)
+            .await?
+        {
             Sent::Stored(_) => Ok(()),
             Sent::NotStored { error, .. } => Err(error),
         }
@@ -95,18 +86,10 @@ impl Messages<'_> {
         sessions: &[u32],
         session_time: u32,
     ) -> Result<Sent> {
-        let job = OwnedSingle {
-            relate_id: m.relate_id,
-            from_id: m.from_id,
-            to_id: m.to_id,
-            msg_id: None,
-            content: m.content.to_vec(),
-            kind: m.kind,
-            created: m.created,
-            sessions: sessions.to_vec(),
-            session_time,
-        };
-        self.store.hot().store_single(job).await
+        self.store
+            .hot()
+            .send_single(m, sessions, session_time)
+            .await
     }
 
     /// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
@@ -157,10 +140,7 @@ impl Messages<'_> {
         if count == 0 || a == 0 || b == 0 || a == b {
             return Ok(Vec::new());
         }
-        self.store
-            .hot()
-            .list_single(PageReq { a, b, begin, count })
-            .await
+        self.store.hot().list_single(a, b, begin, count).await
     }
 
     /// Message list of a group for a member who joined at `join_time`: status 0,
@@ -217,14 +197,7 @@ impl Messages<'_> {
         if peers.is_empty() && groups.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        self.store
-            .hot()
-            .newest(NewestReq {
-                user,
-                peers: peers.to_vec(),
-                groups: groups.to_vec(),
-            })
-            .await
+        self.store.hot().newest(user, peers, groups).await
     }
 
     /// Newest visible message of the pair `relate_id` (the voice placeholder is the

@@ -137,7 +137,7 @@ impl DbPool<'_> {
     {
         match self {
             DbPool::Pool(pools, db) => pools.run(*db, false, work).await,
-            DbPool::Conn(c) => work(&mut **c).await,
+            DbPool::Conn(c) => work(c).await,
         }
     }
 

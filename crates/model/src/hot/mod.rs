@@ -4,11 +4,11 @@
 
 mod groups_of_user;
 mod login;
-pub(crate) mod newest;
-pub(crate) mod pages;
+mod newest;
+mod pages;
 pub(crate) mod relation_ids;
 mod send_lookup;
-pub(crate) mod store_single;
+mod store_single;
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use crate::config::{Batching, StoreConfig};
 use crate::db::Pools;
 use crate::error::Result;
 use crate::redis::Cache;
-use crate::repo::message::{Sent, SingleMessage};
+use crate::repo::message::{NewSingleMessage, OutgoingSingle, Sent, SingleMessage};
 use crate::repo::session::SendLookup;
 use crate::repo::user::User;
 use newest::{NewestLists, NewestReq};
@@ -121,8 +121,34 @@ impl HotPaths {
         self.send_lookup.call((from, to)).await
     }
 
-    /// Store (and, without a msgId, send) a single message (see `Messages::send_single`).
-    pub(crate) async fn store_single(&self, job: OwnedSingle) -> Result<Sent> {
+    /// Store a single message that has its msgId (see `Messages::store_single`).
+    pub(crate) async fn store_single(
+        &self,
+        m: &NewSingleMessage<'_>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Result<Sent> {
+        let unsent = OutgoingSingle {
+            relate_id: m.relate_id,
+            from_id: m.from_id,
+            to_id: m.to_id,
+            content: m.content,
+            kind: m.kind,
+            created: m.created,
+        };
+        let job = OwnedSingle::new(&unsent, Some(m.msg_id), sessions, session_time);
+        self.store_single.call(job).await
+    }
+
+    /// Send a single message: allocate its msgId, store it, count it as unread (see
+    /// `Messages::send_single`).
+    pub(crate) async fn send_single(
+        &self,
+        m: &OutgoingSingle<'_>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Result<Sent> {
+        let job = OwnedSingle::new(m, None, sessions, session_time);
         self.store_single.call(job).await
     }
 
@@ -132,13 +158,29 @@ impl HotPaths {
     }
 
     /// Newest messages of conversations (see `Messages::newest_many`).
-    pub(crate) async fn newest(&self, req: NewestReq) -> Result<NewestLists> {
+    pub(crate) async fn newest(
+        &self,
+        user: u32,
+        peers: &[u32],
+        groups: &[u32],
+    ) -> Result<NewestLists> {
+        let req = NewestReq {
+            user,
+            peers: peers.to_vec(),
+            groups: groups.to_vec(),
+        };
         self.newest.call(req).await
     }
 
     /// A message page of a pair (see `Messages::list_single_between`).
-    pub(crate) async fn list_single(&self, req: PageReq) -> Result<Vec<SingleMessage>> {
-        self.list_single.call(req).await
+    pub(crate) async fn list_single(
+        &self,
+        a: u32,
+        b: u32,
+        begin: u32,
+        count: u32,
+    ) -> Result<Vec<SingleMessage>> {
+        self.list_single.call(PageReq { a, b, begin, count }).await
     }
 
     /// The remembered relation ids.

@@ -16,7 +16,7 @@ use crate::error::{Error, MysqlResultExt, Result};
 use crate::redis::keys::{single_counter_key, single_unread_key};
 use crate::redis::scripts::{HINCR_MANY, INCR_MANY_IF_EXIST};
 use crate::redis::{Cache, ScriptValue};
-use crate::repo::message::{allocate_single, msg_id_in_range, Sent};
+use crate::repo::message::{allocate_single, msg_id_in_range, OutgoingSingle, Sent};
 use crate::repo::session;
 
 /// A single message queued for the write coalescer (see [`coalescer`]).
@@ -31,6 +31,28 @@ pub(crate) struct OwnedSingle {
     pub(crate) created: u32,
     pub(crate) sessions: Vec<u32>,
     pub(crate) session_time: u32,
+}
+
+impl OwnedSingle {
+    /// The job of `m`: `msg_id` given (a store) or `None` (a send, which allocates it).
+    pub(crate) fn new(
+        m: &OutgoingSingle<'_>,
+        msg_id: Option<u32>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Self {
+        OwnedSingle {
+            relate_id: m.relate_id,
+            from_id: m.from_id,
+            to_id: m.to_id,
+            msg_id,
+            content: m.content.to_vec(),
+            kind: m.kind,
+            created: m.created,
+            sessions: sessions.to_vec(),
+            session_time,
+        }
+    }
 }
 
 /// Most rows per multi-row INSERT. A shard's rows of a batch go in chunks of this many and

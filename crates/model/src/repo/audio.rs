@@ -79,7 +79,7 @@ pub fn parse_audio_id(content: &[u8]) -> Option<u32> {
     s.parse().ok()
 }
 
-/// Insert an IMAudio row (master, bound parameters) → new id.
+/// Insert an IMAudio row (bound parameters) → new id.
 pub(crate) async fn insert(pool: &mut DbPool<'_>, a: &NewAudio<'_>) -> Result<u32> {
     pool.run(async |c| {
         diesel::sql_query(
@@ -101,7 +101,7 @@ pub(crate) async fn insert(pool: &mut DbPool<'_>, a: &NewAudio<'_>) -> Result<u3
     .await
 }
 
-/// IMAudio row by id (slave); `None` when missing.
+/// IMAudio row by id; `None` when missing.
 pub(crate) async fn get(pool: &mut DbPool<'_>, id: u32) -> Result<Option<Audio>> {
     let rows: Vec<AudioRow> = pool
         .run(async |c| {
@@ -160,7 +160,7 @@ pub(crate) async fn store_voice(
     Ok(Some(id))
 }
 
-/// Voice read path for one message whose content is `content`: IMAudio by id (slave);
+/// Voice read path for one message whose content is `content`: IMAudio by id;
 /// query error → Remove; no row (or non-numeric content) → Unchanged; row with path,
 /// duration and size non-zero → download (2 s); success with matching length → Data.
 pub(crate) async fn expand_voice(

@@ -23,7 +23,7 @@ pub struct Department {
     pub updated: u32,
 }
 
-/// Reads (slave) every department with `updated > since` (strictly greater, any
+/// Reads every department with `updated > since` (strictly greater, any
 /// status), ascending id — one query for what the original did in two.
 pub(crate) async fn changed_since(pool: &mut DbPool<'_>, since: u32) -> Result<Vec<Department>> {
     pool.run(async move |c| {
@@ -38,7 +38,7 @@ pub(crate) async fn changed_since(pool: &mut DbPool<'_>, since: u32) -> Result<V
     .await
 }
 
-/// Writes (master) a new department with `created = updated = now`; returns its id.
+/// Writes a new department with `created = updated = now`; returns its id.
 pub(crate) async fn insert(
     pool: &mut DbPool<'_>,
     name: &str,

@@ -35,7 +35,7 @@ pub struct NewOfflineFile {
     pub size: u32,
 }
 
-/// Reads (slave) the offline files for `to_id` with status 0, ordered `created` asc
+/// Reads the offline files for `to_id` with status 0, ordered `created` asc
 /// (then id asc).
 pub(crate) async fn offline_for(pool: &mut DbPool<'_>, to_id: u32) -> Result<Vec<OfflineFile>> {
     pool.run(async move |c| {
@@ -51,7 +51,7 @@ pub(crate) async fn offline_for(pool: &mut DbPool<'_>, to_id: u32) -> Result<Vec
     .await
 }
 
-/// Writes (master) a new IMTransmitFile row (status 0, created = updated = now); no
+/// Writes a new IMTransmitFile row (status 0, created = updated = now); no
 /// duplicate check. Returns the new row id.
 pub(crate) async fn add(pool: &mut DbPool<'_>, file: &NewOfflineFile, now: u32) -> Result<u32> {
     let f = file.clone();
@@ -75,7 +75,7 @@ pub(crate) async fn add(pool: &mut DbPool<'_>, file: &NewOfflineFile, now: u32) 
     .await
 }
 
-/// Deletes (master) the IMTransmitFile rows with this `fromId`, `toId` and `taskId`
+/// Deletes the IMTransmitFile rows with this `fromId`, `toId` and `taskId`
 /// (all bound, Q-S03); returns the number of rows deleted.
 pub(crate) async fn delete(
     pool: &mut DbPool<'_>,

@@ -189,7 +189,7 @@ pub(crate) async fn member_times(
     Ok(map.iter().map(|(k, v)| (atoi(k), atoi(v))).collect())
 }
 
-/// Reads (slave) the active `(user, group)` memberships of many users in one query
+/// Reads the active `(user, group)` memberships of many users in one query
 /// (IMGroupMember status 0), ordered by user, then `updated` desc, `id` desc.
 pub(crate) async fn group_ids_of_users(
     pool: &mut DbPool<'_>,
@@ -216,7 +216,7 @@ pub(crate) async fn group_ids_of_users(
     .await
 }
 
-/// Reads (slave) `(id, version)` of the IMGroup rows with the given ids and type 1
+/// Reads `(id, version)` of the IMGroup rows with the given ids and type 1
 /// (normal groups), ordered `updated` desc; IMGroup.status is ignored (Q-G09).
 pub(crate) async fn normal_versions(
     pool: &mut DbPool<'_>,
@@ -239,7 +239,7 @@ pub(crate) async fn normal_versions(
     .await
 }
 
-/// Reads (slave) the IMGroup rows with the given ids (any status), ordered `updated` desc.
+/// Reads the IMGroup rows with the given ids (any status), ordered `updated` desc.
 pub(crate) async fn by_ids(pool: &mut DbPool<'_>, group_ids: &[u32]) -> Result<Vec<Group>> {
     if group_ids.is_empty() {
         return Ok(Vec::new());
@@ -257,7 +257,7 @@ pub(crate) async fn by_ids(pool: &mut DbPool<'_>, group_ids: &[u32]) -> Result<V
     .await
 }
 
-/// Reads (slave) `(creator, type)` of group `group_id`; `None` when there is no row.
+/// Reads `(creator, type)` of group `group_id`; `None` when there is no row.
 pub(crate) async fn creator_and_type(
     pool: &mut DbPool<'_>,
     group_id: u32,
@@ -276,7 +276,7 @@ pub(crate) async fn creator_and_type(
     Ok(row.map(|(c, t)| (c, u32::from(t))))
 }
 
-/// Creates a group: writes (master) an IMGroup row (status 0, version 1, lastChated 0,
+/// Creates a group: writes an IMGroup row (status 0, version 1, lastChated 0,
 /// created = updated = now), SET `group_msg_id_<G>` = 0 (unread), deletes any
 /// IMGroupMember rows and DEL `group_member_<G>` left for the new id, then
 /// [`Groups::insert_members`]. Returns the new group id. `members` is de-duplicated;
@@ -380,7 +380,7 @@ pub(crate) async fn remove_members(
     .await
 }
 
-/// Writes (master) IMGroup.version += 1 for `group_id`; true when the row exists.
+/// Writes IMGroup.version += 1 for `group_id`; true when the row exists.
 pub(crate) async fn bump_version(pool: &mut DbPool<'_>, group_id: u32) -> Result<bool> {
     let n = pool
         .run(async move |c| {
@@ -431,7 +431,7 @@ pub(crate) async fn push_shields(
         .collect())
 }
 
-/// Reads (slave) `(id, lastChated)` of the IMGroup rows with status 0 and
+/// Reads `(id, lastChated)` of the IMGroup rows with status 0 and
 /// `lastChated >= since` (and lastChated ≠ 0), ascending id — the sync scan.
 pub(crate) async fn chatted_since(pool: &mut DbPool<'_>, since: u32) -> Result<Vec<(u32, u32)>> {
     pool.run(async move |c| {
@@ -448,7 +448,7 @@ pub(crate) async fn chatted_since(pool: &mut DbPool<'_>, since: u32) -> Result<V
     .await
 }
 
-/// Writes (master) IMGroup.lastChated = `t` and `updated` untouched (used by tests and
+/// Writes IMGroup.lastChated = `t` and `updated` untouched (used by tests and
 /// tools; the message path sets it itself).
 pub(crate) async fn set_last_chated(pool: &mut DbPool<'_>, group_id: u32, t: u32) -> Result<bool> {
     let n = pool
@@ -463,7 +463,7 @@ pub(crate) async fn set_last_chated(pool: &mut DbPool<'_>, group_id: u32, t: u32
     Ok(n > 0)
 }
 
-/// Reads (master) all IMGroupMember rows of `G` as `(userId, status)` ordered by id
+/// Reads all IMGroupMember rows of `G` as `(userId, status)` ordered by id
 /// (diagnostics and tests: duplicates are visible here).
 pub(crate) async fn member_rows(pool: &mut DbPool<'_>, group_id: u32) -> Result<Vec<(u32, u32)>> {
     let rows: Vec<(u32, u8)> = pool

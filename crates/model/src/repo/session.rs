@@ -18,7 +18,7 @@ pub const SINGLE: u8 = 1;
 /// Session type: group chat.
 pub const GROUP: u8 = 2;
 
-/// Maximum rows returned by [`recent`].
+/// Maximum rows returned by `Sessions::recent`.
 pub const RECENT_LIMIT: u32 = 100;
 
 /// One IMRecentSession row (NULL type/status read as 0, Q-D03).

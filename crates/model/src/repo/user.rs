@@ -109,7 +109,7 @@ pub fn password_hash(clear: &str, salt: &str) -> String {
     md5_hex(format!("{client}{salt}").as_bytes())
 }
 
-/// Reads (slave) the users with the given ids, any status, ascending id; duplicates
+/// Reads the users with the given ids, any status, ascending id; duplicates
 /// collapse and unknown ids vanish. Empty input → empty output without a query.
 pub(crate) async fn by_ids(pool: &mut DbPool<'_>, ids: &[u32]) -> Result<Vec<User>> {
     if ids.is_empty() {
@@ -130,7 +130,7 @@ pub(crate) async fn by_ids(pool: &mut DbPool<'_>, ids: &[u32]) -> Result<Vec<Use
     Ok(rows.into_iter().map(User::from).collect())
 }
 
-/// Reads (slave) the users changed since `since`, ascending id: when `since` is 0 all
+/// Reads the users changed since `since`, ascending id: when `since` is 0 all
 /// users with `status != 3`, otherwise every user with `updated >= since` (any status,
 /// so resigned users are delivered as updates) — behaviour.md §11.7.
 pub(crate) async fn changed_since(pool: &mut DbPool<'_>, since: u32) -> Result<Vec<User>> {
@@ -152,7 +152,7 @@ pub(crate) async fn changed_since(pool: &mut DbPool<'_>, since: u32) -> Result<V
     Ok(rows.into_iter().map(User::from).collect())
 }
 
-/// Reads (slave) MAX(IMUser.updated); 0 for an empty table.
+/// Reads MAX(IMUser.updated); 0 for an empty table.
 pub(crate) async fn max_updated(pool: &mut DbPool<'_>) -> Result<u32> {
     let max: Option<u32> = pool
         .run(async |c| {
@@ -166,7 +166,7 @@ pub(crate) async fn max_updated(pool: &mut DbPool<'_>) -> Result<u32> {
     Ok(max.unwrap_or(0))
 }
 
-/// Writes (master) `sign_info` and `updated = now` of user `id`. True when the row
+/// Writes `sign_info` and `updated = now` of user `id`. True when the row
 /// exists (matched-rows semantics, Q-D05: the same text again still succeeds).
 pub(crate) async fn set_sign_info(
     pool: &mut DbPool<'_>,
@@ -187,7 +187,7 @@ pub(crate) async fn set_sign_info(
     Ok(n > 0)
 }
 
-/// Writes (master) `push_shield_status` and `updated = now` of user `id`. True when the
+/// Writes `push_shield_status` and `updated = now` of user `id`. True when the
 /// row exists (matched rows, Q-D05). The value is stored verbatim (clamped to the
 /// column's tinyint range).
 pub(crate) async fn set_push_shield(
@@ -212,7 +212,7 @@ pub(crate) async fn set_push_shield(
     Ok(n > 0)
 }
 
-/// Reads (slave) `push_shield_status` of user `id`; `None` when there is no such user.
+/// Reads `push_shield_status` of user `id`; `None` when there is no such user.
 pub(crate) async fn push_shield(pool: &mut DbPool<'_>, id: u32) -> Result<Option<u32>> {
     let status: Option<u8> = pool
         .run(async move |c| {
@@ -228,7 +228,7 @@ pub(crate) async fn push_shield(pool: &mut DbPool<'_>, id: u32) -> Result<Option
     Ok(status.map(u32::from))
 }
 
-/// Reads (slave) `(id, push_shield_status)` for the given ids (one query for a batch).
+/// Reads `(id, push_shield_status)` for the given ids (one query for a batch).
 pub(crate) async fn push_shields(pool: &mut DbPool<'_>, ids: &[u32]) -> Result<Vec<(u32, u32)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -247,7 +247,7 @@ pub(crate) async fn push_shields(pool: &mut DbPool<'_>, ids: &[u32]) -> Result<V
     Ok(rows.into_iter().map(|(id, s)| (id, s.into())).collect())
 }
 
-/// Writes (master) a new IMUser row with `created = updated = now`; returns its id.
+/// Writes a new IMUser row with `created = updated = now`; returns its id.
 pub(crate) async fn insert(pool: &mut DbPool<'_>, user: &NewUser, now: u32) -> Result<u32> {
     let u = user.clone();
     pool.transaction(async move |c| {
@@ -277,7 +277,7 @@ pub(crate) async fn insert(pool: &mut DbPool<'_>, user: &NewUser, now: u32) -> R
     .await
 }
 
-/// Reads (slave) whether IMUser has any row (used by seeding tools).
+/// Reads whether IMUser has any row (used by seeding tools).
 pub(crate) async fn is_empty(pool: &mut DbPool<'_>) -> Result<bool> {
     let any: Option<u32> = pool
         .run(async |c| {
