@@ -210,29 +210,6 @@ impl Default for Batching {
     }
 }
 
-impl Batching {
-    /// Shape of a read coalescer.
-    pub(crate) fn reads(&self) -> crate::batch::Shape {
-        Self::shape(self.max_batch, self.read_slots)
-    }
-    /// Shape of the send lookup: read slots, write batch size.
-    pub(crate) fn send_reads(&self) -> crate::batch::Shape {
-        Self::shape(self.write_max_batch, self.read_slots)
-    }
-    /// Shape of the message-write coalescer.
-    pub(crate) fn writes(&self) -> crate::batch::Shape {
-        Self::shape(self.write_max_batch, self.write_slots)
-    }
-    fn shape(max_batch: usize, slots: usize) -> crate::batch::Shape {
-        crate::batch::Shape {
-            max_batch: max_batch.clamp(1, crate::batch::MAX_BATCH),
-            parallel: slots.max(1),
-            capacity: 1024,
-            gate: None,
-        }
-    }
-}
-
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {

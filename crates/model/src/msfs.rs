@@ -49,10 +49,20 @@ pub fn multipart_body(payload: &[u8]) -> Vec<u8> {
     body
 }
 
-fn http_err(context: &str, e: impl std::fmt::Display) -> Error {
+fn http_err(context: &str, e: reqwest::Error) -> Error {
     Error::Http {
         context: context.to_string(),
         message: e.to_string(),
+        source: Some(e),
+    }
+}
+
+/// An msfs answer that is not what the protocol expects.
+fn bad_reply(context: &str, message: impl std::fmt::Display) -> Error {
+    Error::Http {
+        context: context.to_string(),
+        message: message.to_string(),
+        source: None,
     }
 }
 
@@ -96,18 +106,18 @@ impl MsfsClient {
             .map_err(|e| http_err(ctx, e))?;
         let bytes = resp.bytes().await.map_err(|e| http_err(ctx, e))?;
         let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| http_err(ctx, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| bad_reply(ctx, e))?;
         let code_ok = match json.get("error_code") {
             Some(serde_json::Value::Number(n)) => n.as_i64() == Some(0),
             Some(serde_json::Value::String(s)) => s.trim() == "0",
             _ => false,
         };
         if !code_ok {
-            return Err(http_err(ctx, format!("error reply: {json}")));
+            return Err(bad_reply(ctx, format!("error reply: {json}")));
         }
         match json.get("url").and_then(|u| u.as_str()) {
             Some(u) if !u.is_empty() => Ok(u.to_string()),
-            _ => Err(http_err(ctx, "reply without url")),
+            _ => Err(bad_reply(ctx, "reply without url")),
         }
     }
 

@@ -1,0 +1,347 @@
+//! The coalesced message write: the single messages of concurrent sends get their ids from
+//! one EVAL, are stored in one master transaction and counted as unread by one EVAL.
+
+use std::sync::Arc;
+
+use diesel::mysql::Mysql;
+use diesel::sql_types::{Binary, Integer, TinyInt, Unsigned};
+use diesel_async::RunQueryDsl;
+
+use crate::batch::timing::Timings;
+use crate::batch::{fan_out, Coalescer, Held, Shape};
+use crate::db::shard::{shard_of, MESSAGE_TABLES};
+use crate::db::sql::CacheExt;
+use crate::db::{Db, DbConn, DbPool, Pools};
+use crate::error::{Error, MysqlResultExt, Result};
+use crate::redis::keys::{single_counter_key, single_unread_key};
+use crate::redis::scripts::{HINCR_MANY, INCR_MANY_IF_EXIST};
+use crate::redis::{Cache, ScriptValue};
+use crate::repo::message::{allocate_single, msg_id_in_range, OutgoingSingle, Sent};
+use crate::repo::session;
+
+/// A single message queued for the write coalescer (see [`coalescer`]).
+pub(crate) struct OwnedSingle {
+    pub(crate) relate_id: u32,
+    pub(crate) from_id: u32,
+    pub(crate) to_id: u32,
+    /// `None`: a send; the batch allocates the id and counts the message as unread.
+    pub(crate) msg_id: Option<u32>,
+    pub(crate) content: Vec<u8>,
+    pub(crate) kind: u8,
+    pub(crate) created: u32,
+    pub(crate) sessions: Vec<u32>,
+    pub(crate) session_time: u32,
+}
+
+impl OwnedSingle {
+    /// The job of `m`: `msg_id` given (a store) or `None` (a send, which allocates it).
+    pub(crate) fn new(
+        m: &OutgoingSingle<'_>,
+        msg_id: Option<u32>,
+        sessions: &[u32],
+        session_time: u32,
+    ) -> Self {
+        OwnedSingle {
+            relate_id: m.relate_id,
+            from_id: m.from_id,
+            to_id: m.to_id,
+            msg_id,
+            content: m.content.to_vec(),
+            kind: m.kind,
+            created: m.created,
+            sessions: sessions.to_vec(),
+            session_time,
+        }
+    }
+}
+
+/// Most rows per multi-row INSERT. A shard's rows of a batch go in chunks of this many and
+/// one chunk of the rest, each with the INSERT text of exactly its size: one statement (one
+/// round trip) per shard for up to 8 rows, and at most 8 prepared INSERT texts per shard.
+const INSERT_MAX_ROWS: usize = 8;
+
+/// `INSERT INTO IMMessage_<s> (...) VALUES (...), (...)` with `n` rows.
+fn insert_single_sql(shard: usize, n: usize) -> String {
+    let mut sql = format!(
+        "INSERT INTO {} (relateId, fromId, toId, msgId, content, status, type, created, updated) \
+         VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        MESSAGE_TABLES[shard]
+    );
+    for _ in 1..n {
+        sql.push_str(", (?, ?, ?, ?, ?, 0, ?, ?, ?)");
+    }
+    sql
+}
+
+/// Coalescer behind `Messages::store_single` and `Messages::send_single`: the messages
+/// of concurrent calls get their missing ids from one EVAL, are stored in ONE master
+/// transaction (multi-row INSERTs per shard, one session UPDATE per distinct session time,
+/// one commit and log flush for all), and the sends among them are counted as unread by
+/// one EVAL after the commit. The transaction is retried on a lock conflict; if it still
+/// fails, each message is stored alone, so one bad row only fails its own request. Every
+/// caller is answered only after its row is committed.
+pub(crate) fn coalescer(
+    pools: Pools,
+    unread: Cache,
+    shape: Shape,
+    timings: &Timings,
+) -> Coalescer<OwnedSingle, Sent> {
+    let stages = Arc::new([
+        timings.stage("store_single: ids"),
+        timings.stage("store_single: transaction"),
+        timings.stage("store_single: unread counters"),
+    ]);
+    let texts: Arc<Vec<Vec<String>>> = Arc::new(
+        (0..8)
+            .map(|shard| {
+                (1..=INSERT_MAX_ROWS)
+                    .map(|n| insert_single_sql(shard, n))
+                    .collect()
+            })
+            .collect(),
+    );
+    let run = move |jobs: Vec<OwnedSingle>, mut held: Held| {
+        let pools = pools.clone();
+        let unread = unread.clone();
+        let texts = texts.clone();
+        let stages = stages.clone();
+        async move {
+            let [ids_stage, store_stage, count_stage] = &*stages;
+            let n = jobs.len();
+            let mut out: Vec<Option<Result<Sent>>> = (0..n).map(|_| None).collect();
+            // Sends come without an id; they are also counted as unread once stored.
+            let is_send: Vec<bool> = jobs.iter().map(|j| j.msg_id.is_none()).collect();
+            // Ids first; a message without one is not stored.
+            let ids = ids_stage
+                .time(n, allocate_many(&unread, &pools, &jobs))
+                .await;
+            let mut ready: Vec<OwnedSingle> = Vec::with_capacity(n);
+            let mut ready_at: Vec<usize> = Vec::with_capacity(n);
+            for (i, (mut job, id)) in jobs.into_iter().zip(ids).enumerate() {
+                match id {
+                    Ok(id) => {
+                        job.msg_id = Some(id);
+                        ready.push(job);
+                        ready_at.push(i);
+                    }
+                    Err(e) => out[i] = Some(Err(e)),
+                }
+            }
+            let stored = store_stage
+                .time(ready.len(), store_batch(&pools, &texts, &ready))
+                .await;
+            // MySQL is done: the next batch may start while this one counts in Redis.
+            held.release();
+            let counted: Vec<&OwnedSingle> = ready
+                .iter()
+                .zip(&ready_at)
+                .zip(&stored)
+                .filter(|((_, &i), r)| is_send[i] && r.is_ok())
+                .map(|((job, _), _)| job)
+                .collect();
+            if !counted.is_empty() {
+                count_stage
+                    .time(counted.len(), count_unread(&unread, &counted))
+                    .await;
+            }
+            for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
+                let msg_id = job.msg_id.unwrap_or(0);
+                out[i] = Some(Ok(match result {
+                    Ok(()) => Sent::Stored(msg_id),
+                    Err(error) => Sent::NotStored { msg_id, error },
+                }));
+            }
+            out.into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| Err(Error::Internal("message left unanswered".into())))
+                })
+                .collect()
+        }
+    };
+    Coalescer::spawn_held("store_single", shape, timings, run)
+}
+
+/// The ids of a batch: given ones kept, missing ones from one EVAL over their counters
+/// (a pair sending twice gets two consecutive ids), a counter that does not exist seeded
+/// alone as `allocate_single` does. One result per job, in order.
+async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Vec<Result<u32>> {
+    let wanted: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].msg_id.is_none())
+        .collect();
+    let mut out: Vec<Result<u32>> = jobs.iter().map(|j| Ok(j.msg_id.unwrap_or(0))).collect();
+    if wanted.is_empty() {
+        return out;
+    }
+    let keys: Vec<String> = wanted
+        .iter()
+        .map(|&i| single_counter_key(jobs[i].relate_id))
+        .collect();
+    let values = match cache.eval(&INCR_MANY_IF_EXIST, &keys, &[]).await {
+        Ok(ScriptValue::List(values)) if values.len() == keys.len() => Ok(values),
+        Ok(other) => Err(Error::redis_reply(
+            format!("allocate {} ids", keys.len()),
+            format!("unexpected script result: {other:?}"),
+        )),
+        Err(e) => Err(e),
+    };
+    let values = match values {
+        Ok(values) => values,
+        Err(e) => {
+            for (&i, e) in wanted.iter().zip(e.fan_out(wanted.len())) {
+                out[i] = Err(e);
+            }
+            return out;
+        }
+    };
+    for ((&i, key), value) in wanted.iter().zip(keys).zip(values) {
+        out[i] = match value.as_i64() {
+            Some(0) => allocate_single(&mut pools.on(Db::Master), cache, jobs[i].relate_id).await,
+            v => msg_id_in_range(&key, v),
+        };
+    }
+    out
+}
+
+/// Store `jobs` (ids set) in one transaction, retried on a lock conflict; when a statement
+/// of it failed, one by one. One result per job.
+async fn store_batch(
+    pools: &Pools,
+    texts: &[Vec<String>],
+    jobs: &[OwnedSingle],
+) -> Vec<Result<()>> {
+    let n = jobs.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let together = pools
+        .on(Db::Master)
+        .transaction_retried("store_single", async |c| {
+            store_singles_on(c, texts, jobs).await
+        })
+        .await;
+    match together {
+        Ok(()) => (0..n).map(|_| Ok(())).collect(),
+        // Unknown outcome (the COMMIT or the whole unit may have reached the server):
+        // storing the messages again could duplicate them, so every caller gets the error.
+        // Likewise for a lone message.
+        Err(e) if n == 1 || !rolled_back(&e) => fan_out(n, Err(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, n, "message batch failed; storing one by one");
+            let mut out = Vec::with_capacity(n);
+            for job in jobs {
+                let one = std::slice::from_ref(job);
+                out.push(
+                    pools
+                        .on(Db::Master)
+                        .transaction_retried("store_single", async |c| {
+                            store_singles_on(c, texts, one).await
+                        })
+                        .await,
+                );
+            }
+            out
+        }
+    }
+}
+
+/// After the commit: HINCRBY `unread_<to>` `<from>` 1 for every stored send (at least
+/// one), in one EVAL. A failure is logged, not returned: the messages are durable by then.
+async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
+    let (keys, fields): (Vec<String>, Vec<String>) = sent
+        .iter()
+        .map(|j| (single_unread_key(j.to_id), j.from_id.to_string()))
+        .unzip();
+    if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
+        tracing::error!(%error, n = keys.len(), "unread counters not incremented");
+    }
+}
+
+/// Whether a failed message transaction certainly stored nothing: a statement inside it
+/// failed (the transaction was rolled back), as opposed to a failed or timed-out COMMIT or
+/// a timeout of the whole unit, whose outcome is unknown.
+fn rolled_back(e: &Error) -> bool {
+    match e.inner() {
+        Error::Mysql { .. } => true,
+        Error::Commit { .. } => false,
+        Error::Invalid(_) | Error::NotFound(_) | Error::Internal(_) => true,
+        // No connection: nothing was sent, but storing one by one would only wait again.
+        Error::Pool { .. } | Error::Timeout { .. } | Error::Redis { .. } | Error::Http { .. } => {
+            false
+        }
+        // `inner` never returns a shared error.
+        Error::Shared(_) => false,
+    }
+}
+
+/// The statements of one message batch, inside the caller's transaction.
+async fn store_singles_on(
+    c: &mut DbConn,
+    texts: &[Vec<String>],
+    jobs: &[OwnedSingle],
+) -> Result<()> {
+    for (shard, shard_texts) in texts.iter().enumerate() {
+        let rows: Vec<&OwnedSingle> = jobs
+            .iter()
+            .filter(|j| shard_of(j.relate_id) == shard)
+            .collect();
+        for chunk in rows.chunks(INSERT_MAX_ROWS) {
+            let mut q =
+                diesel::sql_query(shard_texts[chunk.len() - 1].as_str()).into_boxed::<Mysql>();
+            for m in chunk {
+                // Ids are allocated before the transaction; never store one without.
+                let msg_id = m
+                    .msg_id
+                    .ok_or_else(|| Error::Internal("message without a msgId".into()))?;
+                q = q
+                    .bind::<Unsigned<Integer>, _>(m.relate_id)
+                    .bind::<Unsigned<Integer>, _>(m.from_id)
+                    .bind::<Unsigned<Integer>, _>(m.to_id)
+                    .bind::<Unsigned<Integer>, _>(msg_id)
+                    .bind::<Binary, _>(m.content.as_slice())
+                    .bind::<Unsigned<TinyInt>, _>(m.kind)
+                    .bind::<Unsigned<Integer>, _>(m.created)
+                    .bind::<Unsigned<Integer>, _>(m.created);
+            }
+            q.cached().execute(c).await.ctx("IMMessage insert")?;
+        }
+    }
+    // Session bumps: one statement per distinct time, oldest first, so a session of two
+    // messages ends with the later time (as sequential sends would leave it).
+    let mut times: Vec<u32> = jobs.iter().map(|j| j.session_time).collect();
+    times.sort_unstable();
+    times.dedup();
+    for t in times {
+        let ids: Vec<u32> = jobs
+            .iter()
+            .filter(|j| j.session_time == t)
+            .flat_map(|j| j.sessions.iter().copied())
+            .collect();
+        session::bump(&mut DbPool::Conn(&mut *c), &ids, t).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_certain_rollbacks_are_stored_again_one_by_one() {
+        let broken = || diesel::result::Error::BrokenTransactionManager;
+        let db = |context: &str| Error::mysql(context, broken());
+        assert!(rolled_back(&db("IMMessage insert")));
+        assert!(rolled_back(&db("BEGIN")));
+        assert!(
+            !rolled_back(&Error::commit(broken())),
+            "a failed COMMIT may have committed"
+        );
+        assert!(!rolled_back(&Error::Timeout {
+            what: "mysql master unit of work".into(),
+            after: std::time::Duration::from_secs(5),
+        }));
+        assert!(!rolled_back(&Error::Pool {
+            pool: "master",
+            reason: "timeout".into(),
+        }));
+    }
+}

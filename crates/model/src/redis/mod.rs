@@ -1,0 +1,375 @@
+//! Small Redis facade over fred ([`Cache`]), the key formats ([`keys`]) and the Lua
+//! scripts ([`scripts`]).
+//! Nothing of fred leaks through this API but the source of [`Error::Redis`], so the
+//! client library can be swapped. Every call has the configured command timeout; failures are
+//! mapped to [`Error::Redis`] / [`Error::Timeout`] with the key as context.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface};
+use fred::prelude::{Builder, Config, ReconnectPolicy, ServerConfig};
+use fred::types::Value;
+
+pub mod keys;
+pub(crate) mod scripts;
+
+use crate::config::{RedisConfig, Timeouts};
+use crate::error::{Error, Result};
+pub use scripts::Script;
+
+/// Result value of a script, decoupled from the client library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptValue {
+    Nil,
+    Int(i64),
+    Text(String),
+    List(Vec<ScriptValue>),
+}
+
+impl ScriptValue {
+    /// Integer view: integers as-is, decimal strings parsed, anything else `None`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ScriptValue::Int(i) => Some(*i),
+            ScriptValue::Text(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+fn to_script_value(v: Value) -> ScriptValue {
+    match v {
+        Value::Null => ScriptValue::Nil,
+        Value::Integer(i) => ScriptValue::Int(i),
+        Value::Boolean(b) => ScriptValue::Int(i64::from(b)),
+        Value::Double(d) => ScriptValue::Text(d.to_string()),
+        Value::String(s) => ScriptValue::Text(s.to_string()),
+        Value::Bytes(b) => ScriptValue::Text(String::from_utf8_lossy(&b).into_owned()),
+        Value::Array(a) => ScriptValue::List(a.into_iter().map(to_script_value).collect()),
+        other => ScriptValue::Text(format!("{other:?}")),
+    }
+}
+
+fn value_to_opt_string(v: Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Double(d) => Some(d.to_string()),
+        Value::Boolean(b) => Some(u8::from(b).to_string()),
+        _ => None,
+    }
+}
+
+fn value_to_map(v: Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match v {
+        Value::Map(m) => {
+            for (k, v) in m.inner() {
+                out.insert(
+                    value_to_opt_string(k.into()).unwrap_or_default(),
+                    value_to_opt_string(v).unwrap_or_default(),
+                );
+            }
+        }
+        Value::Array(items) => {
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.insert(
+                    value_to_opt_string(k).unwrap_or_default(),
+                    value_to_opt_string(v).unwrap_or_default(),
+                );
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// One logical Redis instance (unread, group_set, token or group_member).
+/// Cheap to clone; instances with the same host/port/db share the connections.
+#[derive(Clone)]
+pub struct Cache {
+    pool: Pool,
+    name: &'static str,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maximum multiplexed connections per Redis pool (fred pipelines commands per connection,
+/// so the original's 16–48 blocking connections are not needed; on the reference machine
+/// 2 connections gave more throughput and less memory than 8, see BENCHMARKS.md).
+const MAX_REDIS_CONNECTIONS: usize = 2;
+
+impl Cache {
+    /// Connect a pool (initial connect bounded by `timeouts.connect`). Reconnects forever
+    /// with a 400 ms constant delay afterwards; SELECTs `cfg.db` on every (re)connect.
+    pub(crate) async fn connect(
+        name: &'static str,
+        cfg: &RedisConfig,
+        timeouts: &Timeouts,
+    ) -> Result<Cache> {
+        let config = Config {
+            server: ServerConfig::new_centralized(cfg.host.clone(), cfg.port),
+            database: Some(cfg.db),
+            fail_fast: true,
+            ..Config::default()
+        };
+        let command_timeout = timeouts.redis_command;
+        let connect_timeout = timeouts.connect;
+        let size = cfg.max_connections.clamp(1, MAX_REDIS_CONNECTIONS);
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = command_timeout;
+                c.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, 400))
+            .build_pool(size)
+            .map_err(|e| Error::redis(format!("{name}: build pool"), e))?;
+        match tokio::time::timeout(connect_timeout + Duration::from_millis(500), pool.init()).await
+        {
+            Ok(Ok(_handle)) => {}
+            Ok(Err(e)) => return Err(Error::redis(format!("{name}: connect"), e)),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: format!("redis {name}: connect {}:{}", cfg.host, cfg.port),
+                    after: connect_timeout,
+                })
+            }
+        }
+        Ok(Cache {
+            pool,
+            name,
+            timeout: command_timeout,
+        })
+    }
+
+    /// Same connections, another logical name (used when instances share an endpoint).
+    pub(crate) fn renamed(&self, name: &'static str) -> Cache {
+        Cache {
+            pool: self.pool.clone(),
+            name,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Logical instance name (for logs).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn err(&self, what: &str, key: &str, e: fred::error::Error) -> Error {
+        Error::redis_after(format!("{} {what} {key}", self.name), e, self.timeout)
+    }
+
+    /// GET `key` → value, `None` when missing.
+    pub async fn get(&self, key: &str) -> Result<Option<String>> {
+        let v: Value = boxed(self.pool.get(key))
+            .await
+            .map_err(|e| self.err("GET", key, e))?;
+        Ok(value_to_opt_string(v))
+    }
+
+    /// SET `key` `value` (no TTL).
+    pub async fn set(&self, key: &str, value: &str) -> Result<()> {
+        boxed(self.pool.set::<(), _, _>(key, value, None, None, false))
+            .await
+            .map_err(|e| self.err("SET", key, e))
+    }
+
+    /// SET `key` `value` NX → true when it was set (key was absent).
+    pub async fn set_nx(&self, key: &str, value: &str) -> Result<bool> {
+        let v: Value =
+            boxed(
+                self.pool
+                    .set(key, value, None, Some(fred::types::SetOptions::NX), false),
+            )
+            .await
+            .map_err(|e| self.err("SET NX", key, e))?;
+        Ok(!matches!(v, Value::Null))
+    }
+
+    /// DEL `keys` → number removed.
+    pub async fn del(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let ks: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        boxed(self.pool.del(ks))
+            .await
+            .map_err(|e| self.err("DEL", keys[0], e))
+    }
+
+    /// INCRBY `key` `n` → new value.
+    pub async fn incr_by(&self, key: &str, n: i64) -> Result<i64> {
+        boxed(self.pool.incr_by(key, n))
+            .await
+            .map_err(|e| self.err("INCRBY", key, e))
+    }
+
+    /// EXISTS `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let n: i64 = boxed(self.pool.exists(key))
+            .await
+            .map_err(|e| self.err("EXISTS", key, e))?;
+        Ok(n > 0)
+    }
+
+    /// MGET `keys` → one entry per key (in order), `None` for missing keys.
+    pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v: Value = boxed(self.pool.mget(keys.to_vec()))
+            .await
+            .map_err(|e| self.err("MGET", &keys[0], e))?;
+        Ok(match v {
+            Value::Array(items) => items.into_iter().map(value_to_opt_string).collect(),
+            other => vec![value_to_opt_string(other)],
+        })
+    }
+
+    /// HGET `key` `field`.
+    pub async fn hget(&self, key: &str, field: &str) -> Result<Option<String>> {
+        let v: Value = boxed(self.pool.hget(key, field))
+            .await
+            .map_err(|e| self.err("HGET", key, e))?;
+        Ok(value_to_opt_string(v))
+    }
+
+    /// HSET `key` `field` `value` → true when the field was new.
+    pub async fn hset(&self, key: &str, field: &str, value: &str) -> Result<bool> {
+        let n: i64 = boxed(self.pool.hset(key, (field, value)))
+            .await
+            .map_err(|e| self.err("HSET", key, e))?;
+        Ok(n > 0)
+    }
+
+    /// HSET `key` with several field/value pairs (no-op for an empty list).
+    pub async fn hset_many(&self, key: &str, pairs: &[(String, String)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let v: Vec<(String, String)> = pairs.to_vec();
+        boxed(self.pool.hset::<(), _, _>(key, v))
+            .await
+            .map_err(|e| self.err("HSET", key, e))
+    }
+
+    /// HDEL `key` `fields...` → number removed (no-op for an empty list).
+    pub async fn hdel(&self, key: &str, fields: &[&str]) -> Result<u64> {
+        if fields.is_empty() {
+            return Ok(0);
+        }
+        let fs: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        boxed(self.pool.hdel(key, fs))
+            .await
+            .map_err(|e| self.err("HDEL", key, e))
+    }
+
+    /// HGETALL `key` → fields in lexicographic order (empty when missing).
+    pub async fn hgetall(&self, key: &str) -> Result<BTreeMap<String, String>> {
+        let v: Value = boxed(self.pool.hgetall(key))
+            .await
+            .map_err(|e| self.err("HGETALL", key, e))?;
+        Ok(value_to_map(v))
+    }
+
+    /// HINCRBY `key` `field` `n` → new value.
+    pub async fn hincrby(&self, key: &str, field: &str, n: i64) -> Result<i64> {
+        boxed(self.pool.hincrby(key, field, n))
+            .await
+            .map_err(|e| self.err("HINCRBY", key, e))
+    }
+
+    /// HGET of many (key, field) pairs in one pipelined round trip; `None` for missing.
+    pub async fn hget_many(&self, items: &[(String, String)]) -> Result<Vec<Option<String>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.next();
+        let pipe = client.pipeline();
+        for (k, f) in items {
+            boxed(pipe.hget::<(), _, _>(k.as_str(), f.as_str()))
+                .await
+                .map_err(|e| self.err("HGET (pipeline)", k, e))?;
+        }
+        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("redis {} HGET pipeline {}", self.name, items[0].0),
+                after: self.timeout,
+            })?
+            .map_err(|e| self.err("HGET (pipeline)", &items[0].0, e))?;
+        Ok(all.into_iter().map(value_to_opt_string).collect())
+    }
+
+    /// HGETALL of many keys in one pipelined round trip.
+    pub async fn hgetall_many(&self, keys: &[String]) -> Result<Vec<BTreeMap<String, String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.next();
+        let pipe = client.pipeline();
+        for k in keys {
+            boxed(pipe.hgetall::<(), _>(k.as_str()))
+                .await
+                .map_err(|e| self.err("HGETALL (pipeline)", k, e))?;
+        }
+        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("redis {} HGETALL pipeline {}", self.name, keys[0]),
+                after: self.timeout,
+            })?
+            .map_err(|e| self.err("HGETALL (pipeline)", &keys[0], e))?;
+        Ok(all.into_iter().map(value_to_map).collect())
+    }
+
+    /// Run `script` with `keys` and `args` (atomic on the server): EVALSHA, and on NOSCRIPT
+    /// (a restarted or flushed server) SCRIPT LOAD and EVALSHA again (fred's
+    /// `evalsha_with_reload`), so the source crosses the wire only when the server lacks it.
+    pub async fn eval(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<ScriptValue> {
+        let client = self.pool.next();
+        let v: Value = boxed(script.fred().evalsha_with_reload(
+            client,
+            keys.to_vec(),
+            args.to_vec(),
+        ))
+        .await
+        .map_err(|e| self.err("EVALSHA", script.name(), e))?;
+        Ok(to_script_value(v))
+    }
+
+    /// PING (health check).
+    pub async fn ping(&self) -> Result<()> {
+        boxed(self.pool.ping::<()>(None))
+            .await
+            .map_err(|e| self.err("PING", "", e))
+    }
+}
+
+/// fred's command futures are about 5 KB each. Boxed at once, a request waiting on Redis
+/// holds a pointer instead of that state (128 requests in flight hold 128 of them).
+fn boxed<'a, T>(
+    fut: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    Box::pin(fut)
+}

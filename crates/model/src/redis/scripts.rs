@@ -1,0 +1,93 @@
+//! Every Lua script of the crate. Each runs atomically on the server; [`Script`] sends it
+//! by its SHA-1 (EVALSHA) and loads it again when the server answers NOSCRIPT (after a
+//! restart or SCRIPT FLUSH).
+
+use std::sync::OnceLock;
+
+/// A Lua script run with EVALSHA. Declare it as a `static` (the loaded form is computed once
+/// per script, on first use).
+#[derive(Debug)]
+pub struct Script {
+    name: &'static str,
+    source: &'static str,
+    loaded: OnceLock<fred::types::scripts::Script>,
+}
+
+impl Script {
+    /// A script called `name` (used in error context) with Lua `source`.
+    pub const fn new(name: &'static str, source: &'static str) -> Self {
+        Script {
+            name,
+            source,
+            loaded: OnceLock::new(),
+        }
+    }
+
+    /// The name used in error context.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// fred's script (source and SHA-1).
+    pub(crate) fn fred(&self) -> &fred::types::scripts::Script {
+        self.loaded
+            .get_or_init(|| fred::types::scripts::Script::from_lua(self.source))
+    }
+}
+
+/// INCRBY 1 only when the counter exists; nil otherwise.
+pub(crate) static INCR_IF_EXISTS: Script = Script::new(
+    "msg_id incr_if_exists",
+    "if redis.call('EXISTS', KEYS[1]) == 1 then \
+       return redis.call('INCRBY', KEYS[1], 1) \
+     end \
+     return false",
+);
+
+/// Raise the counter to at least ARGV[1] (seed from MySQL), then INCRBY 1.
+pub(crate) static SEED_AND_INCR: Script = Script::new(
+    "msg_id seed_and_incr",
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1') or -1 \
+     local seed = tonumber(ARGV[1]) \
+     if cur < seed then redis.call('SET', KEYS[1], ARGV[1]) end \
+     return redis.call('INCRBY', KEYS[1], 1)",
+);
+
+/// INCRBY 1 of every counter that exists, in KEYS order (a key given twice is incremented
+/// twice); 0 for a missing one, which the caller seeds.
+pub(crate) static INCR_MANY_IF_EXIST: Script = Script::new(
+    "msg_id incr_many_if_exist",
+    "local out = {} \
+     for i, k in ipairs(KEYS) do \
+       if redis.call('EXISTS', k) == 1 then out[i] = redis.call('INCRBY', k, 1) \
+       else out[i] = 0 end \
+     end \
+     return out",
+);
+
+/// HINCRBY KEYS[i] ARGV[i] 1 for every i: the unread counters of a batch of messages.
+pub(crate) static HINCR_MANY: Script = Script::new(
+    "unread hincr_many",
+    "for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[i], 1) end \
+     return #KEYS",
+);
+
+/// Copy every field of KEYS[1] into KEYS[2] (HMSET); nothing when KEYS[1] is empty
+/// (Q-C04). Returns the copied `count` (or nil).
+pub(crate) static MARK_READ: Script = Script::new(
+    "group mark_read",
+    "local all = redis.call('HGETALL', KEYS[1]) \
+     if #all == 0 then return false end \
+     redis.call('HSET', KEYS[2], unpack(all)) \
+     return redis.call('HGET', KEYS[1], 'count')",
+);
+
+/// HINCRBY KEYS[1] count 1, then copy KEYS[1] into KEYS[2] (the sender has read
+/// everything up to its own message). Returns the new total.
+pub(crate) static GROUP_INCR: Script = Script::new(
+    "group incr",
+    "local n = redis.call('HINCRBY', KEYS[1], 'count', 1) \
+     local all = redis.call('HGETALL', KEYS[1]) \
+     redis.call('HSET', KEYS[2], unpack(all)) \
+     return n",
+);
