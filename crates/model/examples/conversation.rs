@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bob = user(&store, "example_bob").await?;
     println!("users: example_alice = {alice}, example_bob = {bob}");
 
-    // What db-proxy does for one 1:1 text message (behaviour.md §11.10).
+    // What db-proxy does for one 1:1 text message (docs/compatibility.md#sending-a-message).
     let now = unix_now();
     let alice_session = store
         .sessions()

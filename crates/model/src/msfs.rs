@@ -1,4 +1,4 @@
-//! msfs HTTP client: the voice payload store (behaviour.md §9, Q-X01, Q-X02, Q-M10).
+//! msfs HTTP client: the voice payload store (docs/compatibility.md#voice-messages-and-the-aes-placeholder, Q-X01, Q-X02, Q-M10).
 //!
 //! Upload: `POST <MsfsSite>/` multipart/form-data exactly as the original (boundary
 //! `WebKitFormBoundary8riBH6S4ZsoT69so`, part `file`, filename `1.audio`, part type

@@ -1,4 +1,4 @@
-//! Unread counters in the Redis `unread` instance (behaviour.md §5, §10.6, §11.12, §11.17).
+//! Unread counters in the Redis `unread` instance (docs/compatibility.md#redis-key-layout, docs/compatibility.md#mark-read, docs/compatibility.md#unread-count-list, docs/compatibility.md#push-shield-and-device-tokens).
 //!
 //! Keys (exactly those of the original, see [`crate::keys`]): `unread_<U>` (field `<P>` →
 //! unread single messages from P to U), `<G>_im_group_msg` (field `count` → messages stored

@@ -1,4 +1,4 @@
-//! Voice messages: IMAudio metadata + the msfs payload store (behaviour.md §9; Q-S04,
+//! Voice messages: IMAudio metadata + the msfs payload store (docs/compatibility.md#voice-messages-and-the-aes-placeholder; Q-S04,
 //! Q-M02, Q-M11).
 //!
 //! Reads/writes table `IMAudio` (fromId, toId, path, size, duration, created) and calls
@@ -127,7 +127,7 @@ pub(crate) async fn get(pool: &mut DbPool<'_>, id: u32) -> Result<Option<Audio>>
     }))
 }
 
-/// Voice store path (§9 steps 1–6 minus the message row): split `data`, upload the
+/// Voice store path (docs/compatibility.md#voice-messages-and-the-aes-placeholder steps 1–6 minus the message row): split `data`, upload the
 /// payload to msfs, insert IMAudio (fromId, toId = user or group, path = url, size,
 /// duration, created). Returns the audio id whose decimal string becomes the message
 /// content; `Ok(None)` when `data` is ≤ 4 bytes. Any upload/insert failure is an error
@@ -197,7 +197,7 @@ pub(crate) async fn expand_voice(
     }
 }
 
-/// What the read path does with one stored voice message (§9 read path, Q-M11).
+/// What the read path does with one stored voice message (docs/compatibility.md#voice-messages-and-the-aes-placeholder read path, Q-M11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VoiceExpansion {
     /// The IMAudio query failed: drop the message from the reply.

@@ -326,7 +326,7 @@ pub(crate) async fn create(
     Ok(group_id)
 }
 
-/// insertMembers(G, set) of behaviour.md §10.7, concurrency-safe: under the group's
+/// insertMembers(G, set) of docs/compatibility.md#group-membership-helpers, concurrency-safe: under the group's
 /// membership lock, reads the existing IMGroupMember rows of the users (any status),
 /// reactivates them (status 0, updated = now), inserts rows for the others, recounts
 /// IMGroup.userCnt, then HSETs `group_member_<G>` `<U>` = now for every user of the set

@@ -1,5 +1,5 @@
 //! Single and group messages: id allocation, storage, lists and lookups
-//! (behaviour.md §10.5, §11.10, §11.13–§11.15; quirks Q-M03–Q-M05, Q-D07).
+//! (docs/compatibility.md#newest-message, docs/compatibility.md#sending-a-message, docs/compatibility.md#message-history-reads; quirks Q-M03–Q-M05, Q-D07).
 //!
 //! Tables: `IMMessage_<relateId % 8>`, `IMGroupMessage_<groupId % 8>` (static per-shard
 //! SQL, see [`crate::db::shard`]), `IMRecentSession.updated` and `IMGroup.lastChated` (bumped
@@ -23,7 +23,7 @@ use crate::redis::scripts::{INCR_IF_EXISTS, SEED_AND_INCR};
 use crate::redis::Cache;
 use crate::repo::session;
 
-/// Maximum rows of a by-id lookup (§11.15).
+/// Maximum rows of a by-id lookup (docs/compatibility.md#message-history-reads).
 pub const BY_ID_LIMIT: usize = 100;
 
 /// One row of `IMMessage_N` (NULL content read as empty, Q-D03). Read by position (see
@@ -178,7 +178,7 @@ pub struct NewGroupMessage<'a> {
     pub created: u32,
 }
 
-/// Newest visible message of a conversation (§10.5).
+/// Newest visible message of a conversation (docs/compatibility.md#newest-message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Newest {
     pub msg_id: u32,

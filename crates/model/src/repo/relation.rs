@@ -1,4 +1,4 @@
-//! IMRelationShip: the user pair → relateId mapping (behaviour.md §10.1).
+//! IMRelationShip: the user pair → relateId mapping (docs/compatibility.md#relation-lookup).
 //!
 //! Reads/writes table `IMRelationShip` (columns smallId, bigId, status, created, updated).
 

@@ -1,4 +1,4 @@
-//! IMRecentSession: per-user conversation list (behaviour.md §10.2–§10.4, §11.4).
+//! IMRecentSession: per-user conversation list (docs/compatibility.md#session-primitives, docs/compatibility.md#recent-session-list).
 //!
 //! Reads/writes table `IMRecentSession` only (userId, peerId, type, status, created,
 //! updated). Session type 1 = single, 2 = group.

@@ -68,7 +68,7 @@ pub fn parse_value(user_id: u32, value: &str) -> Option<DeviceToken> {
     })
 }
 
-/// setDevicesToken (behaviour.md §11.16), exactly as the original: GET `device_<U>`; if
+/// setDevicesToken (docs/compatibility.md#push-shield-and-device-tokens), exactly as the original: GET `device_<U>`; if
 /// the old value has a `:` and GET `device_<old token>` is non-empty, SET it to `""`;
 /// then SET `device_<U>` = prefixed value and SET `device_<token>` = `<U>`.
 /// An empty token with a non-mobile client type is the logout reset (Q-T01).

@@ -1,4 +1,4 @@
-//! Unread counters in the Redis `unread` instance (behaviour.md §5, §10.6, §11.12, §11.17).
+//! Unread counters in the Redis `unread` instance (docs/compatibility.md#redis-key-layout, docs/compatibility.md#mark-read, docs/compatibility.md#unread-count-list, docs/compatibility.md#push-shield-and-device-tokens).
 //!
 //! Keys (exactly those of the original, so existing data keeps working):
 //! * `unread_<U>` hash: field `<P>` → unread single messages from P to U;
@@ -69,7 +69,7 @@ pub(crate) async fn group_incr(cache: &Cache, group: u32, sender: u32) -> Result
     Ok(v.as_i64().map(|n| n.max(0) as u64).unwrap_or(0))
 }
 
-/// Mark group `group` read for `user` (§10.6 type 2, Q-C01): atomically copy
+/// Mark group `group` read for `user` (docs/compatibility.md#mark-read type 2, Q-C01): atomically copy
 /// `<G>_im_group_msg` into `<U>_<G>_im_user_group`. Returns the copied total, `None` when
 /// the group hash does not exist (nothing changes, Q-C04).
 pub(crate) async fn group_mark_read(cache: &Cache, user: u32, group: u32) -> Result<Option<u64>> {
@@ -78,7 +78,7 @@ pub(crate) async fn group_mark_read(cache: &Cache, user: u32, group: u32) -> Res
     Ok(v.as_i64().map(|n| n.max(0) as u64))
 }
 
-/// Group unread of `user` for each of `groups` (§11.12 rule), all HGETs in one pipeline:
+/// Group unread of `user` for each of `groups` (docs/compatibility.md#unread-count-list rule), all HGETs in one pipeline:
 /// `None` when `<G>_im_group_msg` has no `count` (the caller skips G); otherwise
 /// total − user copy (missing copy = 0), 0 when the copy is larger (Q-C02 fixed).
 /// The result has one entry per input group, in input order (duplicates kept).
@@ -116,7 +116,7 @@ pub(crate) async fn group_unread(
         .collect())
 }
 
-/// Push badge of `user` (§11.17): Σ of `unread_<user>` values + Σ of the group unread
+/// Push badge of `user` (docs/compatibility.md#push-shield-and-device-tokens): Σ of `unread_<user>` values + Σ of the group unread
 /// of `groups` (the caller passes the user's active groups, duplicates counted as given).
 pub(crate) async fn push_badge(cache: &Cache, user: u32, groups: &[u32]) -> Result<u32> {
     let single: u64 = single_counts(cache, user)

@@ -103,7 +103,7 @@ pub fn md5_hex(data: &[u8]) -> String {
 }
 
 /// The stored password for a clear-text password and salt:
-/// `md5hex(md5hex(clear) + salt)` (schema.md §4).
+/// `md5hex(md5hex(clear) + salt)` (docs/compatibility.md#password-scheme).
 pub fn password_hash(clear: &str, salt: &str) -> String {
     let client = md5_hex(clear.as_bytes());
     md5_hex(format!("{client}{salt}").as_bytes())
@@ -132,7 +132,7 @@ pub(crate) async fn by_ids(pool: &mut DbPool<'_>, ids: &[u32]) -> Result<Vec<Use
 
 /// Reads the users changed since `since`, ascending id: when `since` is 0 all
 /// users with `status != 3`, otherwise every user with `updated >= since` (any status,
-/// so resigned users are delivered as updates) — behaviour.md §11.7.
+/// so resigned users are delivered as updates) — docs/compatibility.md#changed-users.
 pub(crate) async fn changed_since(pool: &mut DbPool<'_>, since: u32) -> Result<Vec<User>> {
     let rows: Vec<UserRow> = pool
         .run(async move |c| {

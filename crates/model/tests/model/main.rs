@@ -1,4 +1,5 @@
 //! The integration tests of dbproxy-model, in one test binary (linked once).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
 mod coalesced;
