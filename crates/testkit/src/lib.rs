@@ -212,6 +212,18 @@ impl TestEnv {
         .execute(&mut admin)
         .await
         .unwrap_or_else(|e| panic!("create database {db_name}: {e}"));
+        // The schema goes in over the admin connection, outside the store and so outside any
+        // short statement timeout a test configures for the store.
+        diesel::sql_query(format!("USE `{db_name}`"))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("use {db_name}: {e}"));
+        for statement in dbproxy_model::schema::statements() {
+            diesel::sql_query(statement.as_str())
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("schema of {db_name}: {e}"));
+        }
         drop(admin);
 
         let (child, redis_port) = start_redis();
@@ -236,7 +248,7 @@ impl TestEnv {
         };
         adjust(&mut config);
         // Build the env before connecting so a failed connect still cleans up on drop.
-        let mut env = TestEnv {
+        let env = TestEnv {
             store: match Store::connect(&config).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -256,10 +268,6 @@ impl TestEnv {
             redis: Some(child),
             cleaned: false,
         };
-        if let Err(e) = dbproxy_model::schema::migrate(&env.store).await {
-            env.cleanup_sync();
-            panic!("migrate: {e}");
-        }
         env
     }
 
@@ -275,6 +283,26 @@ impl TestEnv {
                     .map_err(|e| dbproxy_model::Error::mysql(sql, e))
             })
             .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The number a fixed `SELECT COUNT(*) AS n ...` returns, read on the store's master
+    /// behind the model's back; panics on failure.
+    pub async fn count_sql(&self, sql: &'static str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        self.store
+            .master(async |c| {
+                diesel::sql_query(sql)
+                    .get_result::<Count>(c)
+                    .await
+                    .map_err(|e| dbproxy_model::Error::mysql(sql, e))
+            })
+            .await
+            .map(|c| c.n)
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 

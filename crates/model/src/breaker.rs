@@ -1,0 +1,237 @@
+//! Failing fast while a backend is known to be down: one circuit breaker per MySQL pool and
+//! per Redis endpoint.
+//!
+//! A breaker counts consecutive failures that mean "the backend is not answering" (a pool
+//! that gives no connection, a timeout, a broken connection; see [`Error::is_outage`]).
+//! After [`TRIP_AFTER`] in a row it opens: calls fail at once with [`Error::Down`] instead of
+//! each waiting out its own timeout. While open, a background task probes the backend every
+//! [`PROBE_EVERY`] (each probe bounded by [`PROBE_TIMEOUT`]); the first probe it answers
+//! closes the breaker. The outage is logged once when it opens, then as a summary of the
+//! calls answered at once at most every [`SUMMARY_EVERY`], and once when it ends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Consecutive outage failures that open the breaker.
+pub(crate) const TRIP_AFTER: u32 = 3;
+/// Time between two probes while open.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// Bound of one probe.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Least time between two "still down" log lines.
+pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+/// One probe of the backend: `true` when it answered.
+pub(crate) type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+#[derive(Debug)]
+struct State {
+    /// Consecutive outage failures while closed.
+    failures: u32,
+    /// Open since then (`None`: closed).
+    down_since: Option<Instant>,
+    /// Calls answered with [`Error::Down`] since the last log line.
+    failed_fast: u64,
+    last_summary: Instant,
+}
+
+/// The breaker of one backend (see the module docs).
+pub(crate) struct Breaker {
+    name: String,
+    probe: Probe,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Breaker {
+    /// A closed breaker for the backend called `name` in logs and errors, probed with
+    /// `probe` while open.
+    pub(crate) fn new(name: impl Into<String>, probe: Probe) -> Arc<Self> {
+        Arc::new(Breaker {
+            name: name.into(),
+            probe,
+            state: Mutex::new(State {
+                failures: 0,
+                down_since: None,
+                failed_fast: 0,
+                last_summary: Instant::now(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain counters: a panic elsewhere while held leaves them usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the breaker is open (the backend is known to be down).
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().down_since.is_some()
+    }
+
+    /// Run `work` unless the backend is known to be down; record what it says about the
+    /// backend.
+    pub(crate) async fn call<T>(
+        self: &Arc<Self>,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.admit()?;
+        let out = work.await;
+        if let Err(e) = &out {
+            if e.is_outage() {
+                self.failed(e);
+                return out;
+            }
+        }
+        self.lock().failures = 0;
+        out
+    }
+
+    fn admit(&self) -> Result<()> {
+        let mut s = self.lock();
+        let Some(since) = s.down_since else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        s.failed_fast += 1;
+        if now.duration_since(s.last_summary) >= SUMMARY_EVERY {
+            tracing::error!(
+                backend = %self.name,
+                down_for_ms = millis(now.duration_since(since)),
+                answered_at_once = s.failed_fast,
+                "backend still down; requests get the failure reply at once"
+            );
+            s.failed_fast = 0;
+            s.last_summary = now;
+        }
+        Err(Error::Down {
+            backend: self.name.clone(),
+            since: now.duration_since(since),
+        })
+    }
+
+    fn failed(self: &Arc<Self>, error: &Error) {
+        let mut s = self.lock();
+        if s.down_since.is_some() {
+            // A call let through before the breaker opened.
+            return;
+        }
+        s.failures += 1;
+        if s.failures < TRIP_AFTER {
+            return;
+        }
+        let now = Instant::now();
+        s.down_since = Some(now);
+        s.failed_fast = 0;
+        s.last_summary = now;
+        drop(s);
+        tracing::error!(
+            backend = %self.name,
+            %error,
+            "backend down: requests get the failure reply at once until a probe succeeds"
+        );
+        let breaker = self.clone();
+        tokio::spawn(async move { breaker.probe_until_back().await });
+    }
+
+    async fn probe_until_back(&self) {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let answered = tokio::time::timeout(PROBE_TIMEOUT, (self.probe)())
+                .await
+                .unwrap_or(false);
+            if !answered {
+                continue;
+            }
+            let mut s = self.lock();
+            let (since, failed_fast) = (s.down_since.take(), s.failed_fast);
+            s.failures = 0;
+            drop(s);
+            tracing::warn!(
+                backend = %self.name,
+                down_for_ms = since.map_or(0, |t| millis(t.elapsed())),
+                answered_at_once = failed_fast,
+                "backend back"
+            );
+            return;
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn outage() -> Result<()> {
+        Err(Error::Timeout {
+            what: "test".into(),
+            after: Duration::from_millis(1),
+        })
+    }
+
+    #[tokio::test]
+    async fn opens_after_consecutive_outages_and_closes_when_a_probe_answers() {
+        let up = Arc::new(AtomicBool::new(false));
+        let probe: Probe = {
+            let up = up.clone();
+            Arc::new(move || {
+                let up = up.clone();
+                Box::pin(async move { up.load(Ordering::SeqCst) })
+            })
+        };
+        let b = Breaker::new("test", probe);
+        // Logical failures and successes do not count.
+        for _ in 0..5 {
+            let _ = b
+                .call(async { Err::<(), _>(Error::NotFound("x".into())) })
+                .await;
+        }
+        assert!(!b.is_open());
+        for _ in 0..TRIP_AFTER - 1 {
+            let _ = b.call(async { outage() }).await;
+        }
+        let _ = b.call(async { Ok(()) }).await;
+        assert!(!b.is_open(), "a success in between resets the count");
+        for _ in 0..TRIP_AFTER {
+            let _ = b.call(async { outage() }).await;
+        }
+        assert!(b.is_open());
+        // Open: answered at once, the work is not even started.
+        let started = AtomicBool::new(false);
+        let r = b
+            .call(async {
+                started.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(Error::Down { .. })), "{r:?}");
+        assert!(!started.load(Ordering::SeqCst));
+        assert!(r.as_ref().unwrap_err().is_unavailable());
+        assert!(!r.unwrap_err().is_outage(), "fast failures do not count");
+        // Probes that fail keep it open; the first that answers closes it.
+        tokio::time::sleep(PROBE_EVERY * 3).await;
+        assert!(b.is_open());
+        up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(PROBE_EVERY * 3).await;
+        assert!(!b.is_open());
+        assert!(b.call(async { Ok(()) }).await.is_ok());
+    }
+}
