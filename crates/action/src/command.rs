@@ -51,6 +51,11 @@ pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> 
     let failure = C::failed(&req);
     let reply = match C::run(ctx, req).await {
         Ok(reply) => reply,
+        Err(error) if error.is_known_outage() => {
+            // The model logs the outage once and then in summaries, not per request.
+            tracing::debug!(command = C::NAME, %error, "backend down; sending the failure reply");
+            failure
+        }
         Err(error) => {
             tracing::error!(command = C::NAME, %error, "request failed; sending the failure reply");
             failure

@@ -182,7 +182,9 @@ async fn send_single(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u
         Sent::Stored(id) => Ok(id),
         Sent::NotStored { error, .. } => {
             // Q-M03 fixed: nothing stored → msg_id 0; the sessions are still bumped.
-            tracing::error!(%error, from, to, "message insert failed");
+            if !crate::error::is_down(&error) {
+                tracing::error!(%error, from, to, "message insert failed");
+            }
             Box::pin(bump_anyway(ctx, &sessions, now)).await;
             Ok(0)
         }
@@ -222,12 +224,16 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
         created: req.create_time,
     };
     if let Err(error) = store.messages().store_group(&msg, now, &[mine], now).await {
-        tracing::error!(%error, from, group, "group message insert failed");
+        if !crate::error::is_down(&error) {
+            tracing::error!(%error, from, group, "group message insert failed");
+        }
         Box::pin(bump_anyway(ctx, &[mine], now)).await;
         return Ok(0);
     }
     if let Err(error) = store.counters().group_incr(group, from).await {
-        tracing::error!(%error, from, group, "group unread counter not incremented");
+        if !crate::error::is_down(&error) {
+            tracing::error!(%error, from, group, "group unread counter not incremented");
+        }
     }
     Ok(id)
 }
@@ -235,7 +241,9 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
 /// The original bumps the sessions even when nothing was stored; so do we.
 async fn bump_anyway(ctx: &Ctx, sessions: &[u32], now: u32) {
     if let Err(error) = ctx.store.sessions().bump(sessions, now).await {
-        tracing::warn!(%error, ?sessions, "sessions not bumped");
+        if !crate::error::is_down(&error) {
+            tracing::warn!(%error, ?sessions, "sessions not bumped");
+        }
     }
 }
 
@@ -274,7 +282,9 @@ impl Handle for cmd::UnreadCounts {
         let singles = match singles {
             Ok(counts) => counts,
             Err(error) => {
-                tracing::warn!(%error, user, "single unread counters unavailable");
+                if !crate::error::is_down(&error) {
+                    tracing::warn!(%error, user, "single unread counters unavailable");
+                }
                 Vec::new()
             }
         };
@@ -287,7 +297,9 @@ impl Handle for cmd::UnreadCounts {
                     .filter_map(|(g, n)| n.filter(|&n| n > 0).map(|n| (g, n)))
                     .collect(),
                 Err(error) => {
-                    tracing::warn!(%error, user, "group unread counters unavailable");
+                    if !crate::error::is_down(&error) {
+                        tracing::warn!(%error, user, "group unread counters unavailable");
+                    }
                     Vec::new()
                 }
             };

@@ -58,6 +58,10 @@ pub enum Error {
     /// requests, a message reached storage without its id).
     #[error("internal: {0}")]
     Internal(String),
+    /// The backend is known to be down (its circuit breaker is open): the call was answered
+    /// at once, nothing was sent to it.
+    #[error("{backend} is down (for {since:?}); not tried")]
+    Down { backend: String, since: Duration },
     /// One error shared by every request of a failed batch; it answers every question as
     /// the error inside does.
     #[error(transparent)]
@@ -70,6 +74,9 @@ pub enum MysqlKind {
     /// Deadlock (1213) or lock wait timeout (1205): the server rolled the transaction (or
     /// the statement) back; running it again may succeed.
     LockConflict,
+    /// The connection failed (I/O error, closed by the server, protocol out of step):
+    /// nothing can be said about the statement, and the backend may be gone.
+    Connection,
     /// Any other failure.
     Other,
 }
@@ -85,6 +92,12 @@ impl MysqlKind {
                 let m = info.message();
                 if m.contains("Deadlock found") || m.contains("Lock wait timeout exceeded") {
                     MysqlKind::LockConflict
+                } else if m.starts_with("Input/output error")
+                    || m.starts_with("Driver error")
+                    || m.contains("Server shutdown in progress")
+                {
+                    // mysql_async's I/O and driver errors, as diesel-async passes them on.
+                    MysqlKind::Connection
                 } else {
                     MysqlKind::Other
                 }
@@ -108,7 +121,7 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         match self.inner() {
             Error::Pool { .. } | Error::Timeout { .. } | Error::Http { .. } => true,
-            Error::Redis { .. } => true,
+            Error::Redis { .. } | Error::Down { .. } => true,
             Error::Mysql { source, .. } | Error::Commit { source, .. } => matches!(
                 source,
                 diesel::result::Error::DatabaseError(
@@ -118,6 +131,34 @@ impl Error {
                 ) | diesel::result::Error::BrokenTransactionManager
             ),
             Error::NotFound(_) | Error::Invalid(_) | Error::Internal(_) | Error::Shared(_) => false,
+        }
+    }
+
+    /// True when this failure says the backend itself is not answering (no pooled
+    /// connection, a timeout, a broken connection, Redis unreachable): what a circuit breaker
+    /// counts. A statement the server refused, a Redis error reply or a fast failure of an
+    /// open breaker is not.
+    pub fn is_outage(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match self.inner() {
+            Error::Pool { .. } | Error::Timeout { .. } => true,
+            Error::Mysql { kind, source, .. } | Error::Commit { kind, source } => {
+                *kind == MysqlKind::Connection
+                    || matches!(
+                        source,
+                        D::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+                            | D::BrokenTransactionManager
+                    )
+            }
+            Error::Redis {
+                source: Some(e), ..
+            } => matches!(
+                e.kind(),
+                fred::error::ErrorKind::IO
+                    | fred::error::ErrorKind::Canceled
+                    | fred::error::ErrorKind::Backpressure
+            ),
+            _ => false,
         }
     }
 

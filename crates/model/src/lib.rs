@@ -29,6 +29,8 @@
 //!   facade over fred, every key format ([`keys`]) and every Lua script. [`msfs`] — the
 //!   HTTP client of the voice store. `batch` — the coalescing machinery (queue, slots,
 //!   gate, fan-out), batched statement texts and stage timings; it knows no domain.
+//! * `breaker` — the circuit breaker of each MySQL pool and Redis endpoint (fail at once while
+//!   a backend is known to be down), used by `db` and `redis`.
 //! * [`error`] and [`config`] — the one error type and the settings.
 
 pub mod config;
@@ -38,6 +40,7 @@ pub mod store;
 
 mod api;
 mod batch;
+mod breaker;
 mod db;
 mod hot;
 mod redis;

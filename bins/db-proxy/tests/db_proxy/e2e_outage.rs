@@ -20,6 +20,16 @@ fn short_timeouts(c: &mut dbproxy_model::StoreConfig) {
     c.timeouts.redis_command = Duration::from_millis(500);
 }
 
+/// MariaDB through the relay on `port`, over TCP (no switch to the local socket).
+fn through_relay(c: &mut dbproxy_model::StoreConfig, port: u16) {
+    for m in [&mut c.master, &mut c.slave] {
+        m.host = "127.0.0.1".into();
+        m.port = port;
+        m.socket = None;
+        m.prefer_socket = false;
+    }
+}
+
 async fn login(c: &Client, name: &str) -> u32 {
     let r: ImValidateRsp = call(
         c,
@@ -59,13 +69,7 @@ async fn mariadb_goes_away_and_comes_back() {
     let srv = TestServer::start_with(
         move |c| {
             short_timeouts(c);
-            for m in [&mut c.master, &mut c.slave] {
-                m.host = "127.0.0.1".into();
-                m.port = port;
-                m.socket = None;
-                // Stay on TCP through the relay (no switch to the local socket).
-                m.prefer_socket = false;
-            }
+            through_relay(c, port);
         },
         ActionSettings::default(),
     )
@@ -161,5 +165,85 @@ async fn redis_restart_loses_counters_but_not_message_ids() {
     .await;
     let ids: Vec<u32> = list.msg_list.iter().map(|m| m.msg_id).collect();
     assert_eq!(ids, vec![3, 2, 1]);
+    srv.stop().await;
+}
+
+/// The 99th percentile of `samples`.
+fn p99(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    let i = (samples.len() * 99).div_ceil(100).saturating_sub(1);
+    samples.get(i).copied().unwrap_or_default()
+}
+
+/// Sends until one is stored again, at most `limit` after `from`; how long that took.
+async fn recovery(c: &Client, from: Instant, limit: Duration, a: u32, b: u32) -> Duration {
+    loop {
+        if send(c, a, b, "back").await != 0 {
+            return from.elapsed();
+        }
+        assert!(from.elapsed() < limit, "no recovery within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Once an outage is known (a few requests in a row waited out their timeouts), requests are
+/// answered with the failure reply at once until a probe sees the backend again; service is
+/// back within a second of the backend's return. Redis killed, then MariaDB frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_outage_is_answered_at_once_and_ends_with_the_backend() {
+    let relay = TcpRelay::start("127.0.0.1:3306".parse().unwrap()).await;
+    let port = relay.port;
+    let mut srv = TestServer::start_with(
+        move |c| {
+            short_timeouts(c);
+            c.timeouts.statement = Duration::from_millis(500);
+            through_relay(c, port);
+        },
+        ActionSettings::default(),
+    )
+    .await;
+    let c = srv.client().await;
+    let (a, b) = (srv.user("ann").await, srv.user("ben").await);
+    assert_eq!(send(&c, a, b, "one").await, 1);
+
+    for outage in ["redis killed", "mariadb frozen"] {
+        if outage == "redis killed" {
+            srv.env.kill_redis();
+        } else {
+            relay.freeze();
+        }
+        // Detection: the first requests wait out their timeouts.
+        let detect = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(send(&c, a, b, "lost").await, 0, "{outage}");
+        }
+        let detected = detect.elapsed();
+        assert!(detected < Duration::from_secs(8), "{outage}");
+        let mut waits = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            assert_eq!(send(&c, a, b, "lost").await, 0, "{outage}");
+            waits.push(t.elapsed());
+        }
+        let p99 = p99(waits);
+        assert!(
+            p99 < Duration::from_millis(50),
+            "{outage}: failure replies p99 {p99:?}"
+        );
+        let back = Instant::now();
+        if outage == "redis killed" {
+            srv.env.restart_redis();
+        } else {
+            relay.thaw();
+        }
+        let took = recovery(&c, back, Duration::from_secs(5), a, b).await;
+        eprintln!(
+            "{outage}: 4 detecting requests {detected:?}, then p99 {p99:?}, back after {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "{outage}: back after {took:?}"
+        );
+    }
     srv.stop().await;
 }

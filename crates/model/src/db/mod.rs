@@ -13,10 +13,12 @@ pub(crate) mod sql;
 pub(crate) mod tables;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AnsiTransactionManager, AsyncMysqlConnection, TransactionManager};
 
+use crate::breaker::Breaker;
 use crate::config::{StoreConfig, Timeouts};
 use crate::error::{Error, Result};
 use pool::{MysqlPool, Object};
@@ -62,6 +64,9 @@ pub fn unix_now() -> u32 {
 pub(crate) struct Pools {
     master: MysqlPool,
     slave: MysqlPool,
+    /// One per pool (the same one when master and slave share a pool).
+    master_breaker: Arc<Breaker>,
+    slave_breaker: Arc<Breaker>,
     timeouts: Timeouts,
 }
 
@@ -71,10 +76,13 @@ impl Pools {
     pub(crate) async fn connect(cfg: &StoreConfig) -> Result<Pools> {
         let t = &cfg.timeouts;
         let master = pool::build(&cfg.master, t)?;
-        let slave = if cfg.slave == cfg.master {
-            master.clone()
+        let master_breaker = pool::breaker("mysql master", &master);
+        let (slave, slave_breaker) = if cfg.slave == cfg.master {
+            (master.clone(), master_breaker.clone())
         } else {
-            pool::build(&cfg.slave, t)?
+            let slave = pool::build(&cfg.slave, t)?;
+            let breaker = pool::breaker("mysql slave", &slave);
+            (slave, breaker)
         };
         drop(
             master
@@ -91,6 +99,8 @@ impl Pools {
         Ok(Pools {
             master,
             slave,
+            master_breaker,
+            slave_breaker,
             timeouts: t.clone(),
         })
     }
@@ -105,11 +115,12 @@ impl Pools {
         F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
         R: Send,
     {
-        let (pool, name) = match db {
-            Db::Master => (&self.master, "master"),
-            Db::Slave => (&self.slave, "slave"),
+        let (pool, name, breaker) = match db {
+            Db::Master => (&self.master, "master", &self.master_breaker),
+            Db::Slave => (&self.slave, "slave", &self.slave_breaker),
         };
-        Box::pin(run(pool, name, &self.timeouts, tx, work)).await
+        // Answered at once while the pool's backend is known to be down (crate::breaker).
+        Box::pin(breaker.call(run(pool, name, &self.timeouts, tx, work))).await
     }
 
     /// A [`DbPool`] on the pool `db`.

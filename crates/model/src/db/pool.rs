@@ -7,6 +7,7 @@ use deadpool::Runtime;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolableConnection};
 
 use super::DbConn;
+use crate::breaker::Breaker;
 use crate::config::{MysqlConfig, Timeouts};
 use crate::error::{Error, Result};
 
@@ -75,5 +76,47 @@ pub(crate) fn pool_error(pool: &'static str, e: PoolError) -> Error {
     Error::Pool {
         pool,
         reason: e.to_string(),
+    }
+}
+
+/// The circuit breaker of `pool` (see `crate::breaker`): its probe checks out a connection
+/// and runs `SELECT 1`; a connection that did not answer is discarded, not pooled.
+pub(crate) fn breaker(name: &'static str, pool: &MysqlPool) -> std::sync::Arc<Breaker> {
+    let pool = pool.clone();
+    Breaker::new(
+        name,
+        std::sync::Arc::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let Ok(obj) = pool.get().await else {
+                    return false;
+                };
+                // Discarded unless it answered, also when the probe is cut off mid-statement.
+                let mut held = Discard(Some(obj));
+                let Some(conn) = held.0.as_mut() else {
+                    return false;
+                };
+                let answered =
+                    diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut **conn)
+                        .await
+                        .is_ok();
+                if answered {
+                    // Back to the pool.
+                    drop(held.0.take());
+                }
+                answered
+            })
+        }),
+    )
+}
+
+/// A checked-out connection that is thrown away when dropped, unless taken out first.
+struct Discard(Option<Object>);
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(obj) = self.0.take() {
+            drop(Object::take(obj));
+        }
     }
 }

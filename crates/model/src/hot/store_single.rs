@@ -252,7 +252,10 @@ async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
         .map(|j| (single_unread_key(j.to_id), j.from_id.to_string()))
         .unzip();
     if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
-        tracing::error!(%error, n = keys.len(), "unread counters not incremented");
+        // While Redis is known to be down its breaker logs the outage, not every batch.
+        if !matches!(error.inner(), Error::Down { .. }) {
+            tracing::error!(%error, n = keys.len(), "unread counters not incremented");
+        }
     }
 }
 
@@ -265,9 +268,11 @@ fn rolled_back(e: &Error) -> bool {
         Error::Commit { .. } => false,
         Error::Invalid(_) | Error::NotFound(_) | Error::Internal(_) => true,
         // No connection: nothing was sent, but storing one by one would only wait again.
-        Error::Pool { .. } | Error::Timeout { .. } | Error::Redis { .. } | Error::Http { .. } => {
-            false
-        }
+        Error::Pool { .. }
+        | Error::Timeout { .. }
+        | Error::Down { .. }
+        | Error::Redis { .. }
+        | Error::Http { .. } => false,
         // `inner` never returns a shared error.
         Error::Shared(_) => false,
     }

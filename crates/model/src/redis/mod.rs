@@ -5,6 +5,7 @@
 //! mapped to [`Error::Redis`] / [`Error::Timeout`] with the key as context.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::Pool;
@@ -15,6 +16,7 @@ use fred::types::Value;
 pub mod keys;
 pub(crate) mod scripts;
 
+use crate::breaker::Breaker;
 use crate::config::{RedisConfig, Timeouts};
 use crate::error::{Error, Result};
 pub use scripts::Script;
@@ -96,6 +98,8 @@ pub struct Cache {
     pool: Pool,
     name: &'static str,
     timeout: Duration,
+    /// Shared by the logical instances of one endpoint.
+    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -150,9 +154,16 @@ impl Cache {
             }
         }
         Ok(Cache {
-            pool,
+            pool: pool.clone(),
             name,
             timeout: command_timeout,
+            breaker: Breaker::new(format!("redis {}:{}", cfg.host, cfg.port), {
+                let pool = pool.clone();
+                Arc::new(move || {
+                    let pool = pool.clone();
+                    Box::pin(async move { pool.ping::<()>(None).await.is_ok() })
+                })
+            }),
         })
     }
 
@@ -162,6 +173,7 @@ impl Cache {
             pool: self.pool.clone(),
             name,
             timeout: self.timeout,
+            breaker: self.breaker.clone(),
         }
     }
 
@@ -170,172 +182,223 @@ impl Cache {
         self.name
     }
 
+    /// `work` through the endpoint's circuit breaker: answered at once while Redis is known
+    /// to be down (see [`crate::breaker`]).
+    async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.breaker.call(work).await
+    }
+
     fn err(&self, what: &str, key: &str, e: fred::error::Error) -> Error {
         Error::redis_after(format!("{} {what} {key}", self.name), e, self.timeout)
     }
 
     /// GET `key` → value, `None` when missing.
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
-        let v: Value = boxed(self.pool.get(key))
-            .await
-            .map_err(|e| self.err("GET", key, e))?;
-        Ok(value_to_opt_string(v))
+        self.guarded(async {
+            let v: Value = boxed(self.pool.get(key))
+                .await
+                .map_err(|e| self.err("GET", key, e))?;
+            Ok(value_to_opt_string(v))
+        })
+        .await
     }
 
     /// SET `key` `value` (no TTL).
     pub async fn set(&self, key: &str, value: &str) -> Result<()> {
-        boxed(self.pool.set::<(), _, _>(key, value, None, None, false))
-            .await
-            .map_err(|e| self.err("SET", key, e))
+        self.guarded(async {
+            boxed(self.pool.set::<(), _, _>(key, value, None, None, false))
+                .await
+                .map_err(|e| self.err("SET", key, e))
+        })
+        .await
     }
 
     /// SET `key` `value` NX → true when it was set (key was absent).
     pub async fn set_nx(&self, key: &str, value: &str) -> Result<bool> {
-        let v: Value =
-            boxed(
-                self.pool
-                    .set(key, value, None, Some(fred::types::SetOptions::NX), false),
-            )
-            .await
-            .map_err(|e| self.err("SET NX", key, e))?;
-        Ok(!matches!(v, Value::Null))
+        self.guarded(async {
+            let v: Value =
+                boxed(
+                    self.pool
+                        .set(key, value, None, Some(fred::types::SetOptions::NX), false),
+                )
+                .await
+                .map_err(|e| self.err("SET NX", key, e))?;
+            Ok(!matches!(v, Value::Null))
+        })
+        .await
     }
 
     /// DEL `keys` → number removed.
     pub async fn del(&self, keys: &[&str]) -> Result<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let ks: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        boxed(self.pool.del(ks))
-            .await
-            .map_err(|e| self.err("DEL", keys[0], e))
+        self.guarded(async {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let ks: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            boxed(self.pool.del(ks))
+                .await
+                .map_err(|e| self.err("DEL", keys[0], e))
+        })
+        .await
     }
 
     /// INCRBY `key` `n` → new value.
     pub async fn incr_by(&self, key: &str, n: i64) -> Result<i64> {
-        boxed(self.pool.incr_by(key, n))
-            .await
-            .map_err(|e| self.err("INCRBY", key, e))
+        self.guarded(async {
+            boxed(self.pool.incr_by(key, n))
+                .await
+                .map_err(|e| self.err("INCRBY", key, e))
+        })
+        .await
     }
 
     /// EXISTS `key`.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        let n: i64 = boxed(self.pool.exists(key))
-            .await
-            .map_err(|e| self.err("EXISTS", key, e))?;
-        Ok(n > 0)
+        self.guarded(async {
+            let n: i64 = boxed(self.pool.exists(key))
+                .await
+                .map_err(|e| self.err("EXISTS", key, e))?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     /// MGET `keys` → one entry per key (in order), `None` for missing keys.
     pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<String>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let v: Value = boxed(self.pool.mget(keys.to_vec()))
-            .await
-            .map_err(|e| self.err("MGET", &keys[0], e))?;
-        Ok(match v {
-            Value::Array(items) => items.into_iter().map(value_to_opt_string).collect(),
-            other => vec![value_to_opt_string(other)],
+        self.guarded(async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let v: Value = boxed(self.pool.mget(keys.to_vec()))
+                .await
+                .map_err(|e| self.err("MGET", &keys[0], e))?;
+            Ok(match v {
+                Value::Array(items) => items.into_iter().map(value_to_opt_string).collect(),
+                other => vec![value_to_opt_string(other)],
+            })
         })
+        .await
     }
 
     /// HGET `key` `field`.
     pub async fn hget(&self, key: &str, field: &str) -> Result<Option<String>> {
-        let v: Value = boxed(self.pool.hget(key, field))
-            .await
-            .map_err(|e| self.err("HGET", key, e))?;
-        Ok(value_to_opt_string(v))
+        self.guarded(async {
+            let v: Value = boxed(self.pool.hget(key, field))
+                .await
+                .map_err(|e| self.err("HGET", key, e))?;
+            Ok(value_to_opt_string(v))
+        })
+        .await
     }
 
     /// HSET `key` `field` `value` → true when the field was new.
     pub async fn hset(&self, key: &str, field: &str, value: &str) -> Result<bool> {
-        let n: i64 = boxed(self.pool.hset(key, (field, value)))
-            .await
-            .map_err(|e| self.err("HSET", key, e))?;
-        Ok(n > 0)
+        self.guarded(async {
+            let n: i64 = boxed(self.pool.hset(key, (field, value)))
+                .await
+                .map_err(|e| self.err("HSET", key, e))?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     /// HSET `key` with several field/value pairs (no-op for an empty list).
     pub async fn hset_many(&self, key: &str, pairs: &[(String, String)]) -> Result<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        let v: Vec<(String, String)> = pairs.to_vec();
-        boxed(self.pool.hset::<(), _, _>(key, v))
-            .await
-            .map_err(|e| self.err("HSET", key, e))
+        self.guarded(async {
+            if pairs.is_empty() {
+                return Ok(());
+            }
+            let v: Vec<(String, String)> = pairs.to_vec();
+            boxed(self.pool.hset::<(), _, _>(key, v))
+                .await
+                .map_err(|e| self.err("HSET", key, e))
+        })
+        .await
     }
 
     /// HDEL `key` `fields...` → number removed (no-op for an empty list).
     pub async fn hdel(&self, key: &str, fields: &[&str]) -> Result<u64> {
-        if fields.is_empty() {
-            return Ok(0);
-        }
-        let fs: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-        boxed(self.pool.hdel(key, fs))
-            .await
-            .map_err(|e| self.err("HDEL", key, e))
+        self.guarded(async {
+            if fields.is_empty() {
+                return Ok(0);
+            }
+            let fs: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+            boxed(self.pool.hdel(key, fs))
+                .await
+                .map_err(|e| self.err("HDEL", key, e))
+        })
+        .await
     }
 
     /// HGETALL `key` → fields in lexicographic order (empty when missing).
     pub async fn hgetall(&self, key: &str) -> Result<BTreeMap<String, String>> {
-        let v: Value = boxed(self.pool.hgetall(key))
-            .await
-            .map_err(|e| self.err("HGETALL", key, e))?;
-        Ok(value_to_map(v))
+        self.guarded(async {
+            let v: Value = boxed(self.pool.hgetall(key))
+                .await
+                .map_err(|e| self.err("HGETALL", key, e))?;
+            Ok(value_to_map(v))
+        })
+        .await
     }
 
     /// HINCRBY `key` `field` `n` → new value.
     pub async fn hincrby(&self, key: &str, field: &str, n: i64) -> Result<i64> {
-        boxed(self.pool.hincrby(key, field, n))
-            .await
-            .map_err(|e| self.err("HINCRBY", key, e))
+        self.guarded(async {
+            boxed(self.pool.hincrby(key, field, n))
+                .await
+                .map_err(|e| self.err("HINCRBY", key, e))
+        })
+        .await
     }
 
     /// HGET of many (key, field) pairs in one pipelined round trip; `None` for missing.
     pub async fn hget_many(&self, items: &[(String, String)]) -> Result<Vec<Option<String>>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let client = self.pool.next();
-        let pipe = client.pipeline();
-        for (k, f) in items {
-            boxed(pipe.hget::<(), _, _>(k.as_str(), f.as_str()))
+        self.guarded(async {
+            if items.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.pool.next();
+            let pipe = client.pipeline();
+            for (k, f) in items {
+                boxed(pipe.hget::<(), _, _>(k.as_str(), f.as_str()))
+                    .await
+                    .map_err(|e| self.err("HGET (pipeline)", k, e))?;
+            }
+            let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
                 .await
-                .map_err(|e| self.err("HGET (pipeline)", k, e))?;
-        }
-        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
-            .await
-            .map_err(|_| Error::Timeout {
-                what: format!("redis {} HGET pipeline {}", self.name, items[0].0),
-                after: self.timeout,
-            })?
-            .map_err(|e| self.err("HGET (pipeline)", &items[0].0, e))?;
-        Ok(all.into_iter().map(value_to_opt_string).collect())
+                .map_err(|_| Error::Timeout {
+                    what: format!("redis {} HGET pipeline {}", self.name, items[0].0),
+                    after: self.timeout,
+                })?
+                .map_err(|e| self.err("HGET (pipeline)", &items[0].0, e))?;
+            Ok(all.into_iter().map(value_to_opt_string).collect())
+        })
+        .await
     }
 
     /// HGETALL of many keys in one pipelined round trip.
     pub async fn hgetall_many(&self, keys: &[String]) -> Result<Vec<BTreeMap<String, String>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let client = self.pool.next();
-        let pipe = client.pipeline();
-        for k in keys {
-            boxed(pipe.hgetall::<(), _>(k.as_str()))
+        self.guarded(async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.pool.next();
+            let pipe = client.pipeline();
+            for k in keys {
+                boxed(pipe.hgetall::<(), _>(k.as_str()))
+                    .await
+                    .map_err(|e| self.err("HGETALL (pipeline)", k, e))?;
+            }
+            let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
                 .await
-                .map_err(|e| self.err("HGETALL (pipeline)", k, e))?;
-        }
-        let all: Vec<Value> = tokio::time::timeout(self.timeout, boxed(pipe.all()))
-            .await
-            .map_err(|_| Error::Timeout {
-                what: format!("redis {} HGETALL pipeline {}", self.name, keys[0]),
-                after: self.timeout,
-            })?
-            .map_err(|e| self.err("HGETALL (pipeline)", &keys[0], e))?;
-        Ok(all.into_iter().map(value_to_map).collect())
+                .map_err(|_| Error::Timeout {
+                    what: format!("redis {} HGETALL pipeline {}", self.name, keys[0]),
+                    after: self.timeout,
+                })?
+                .map_err(|e| self.err("HGETALL (pipeline)", &keys[0], e))?;
+            Ok(all.into_iter().map(value_to_map).collect())
+        })
+        .await
     }
 
     /// Run `script` with `keys` and `args` (atomic on the server): EVALSHA, and on NOSCRIPT
@@ -347,15 +410,18 @@ impl Cache {
         keys: &[String],
         args: &[String],
     ) -> Result<ScriptValue> {
-        let client = self.pool.next();
-        let v: Value = boxed(script.fred().evalsha_with_reload(
-            client,
-            keys.to_vec(),
-            args.to_vec(),
-        ))
+        self.guarded(async {
+            let client = self.pool.next();
+            let v: Value = boxed(script.fred().evalsha_with_reload(
+                client,
+                keys.to_vec(),
+                args.to_vec(),
+            ))
+            .await
+            .map_err(|e| self.err("EVALSHA", script.name(), e))?;
+            Ok(to_script_value(v))
+        })
         .await
-        .map_err(|e| self.err("EVALSHA", script.name(), e))?;
-        Ok(to_script_value(v))
     }
 
     /// PING (health check).
