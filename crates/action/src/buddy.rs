@@ -124,11 +124,15 @@ impl Handle for cmd::ChangeSignInfo {
         if req.sign_info.len() > MAX_SIGN_INFO_BYTES {
             return Ok(Self::failed(&req));
         }
+        let Ok(sign_info) = std::str::from_utf8(&req.sign_info) else {
+            tracing::warn!(user = req.user_id, "signature is not UTF-8; refused");
+            return Ok(Self::failed(&req));
+        };
         let now = now();
         let found = ctx
             .store
             .users()
-            .set_sign_info(req.user_id, &req.sign_info, now)
+            .set_sign_info(req.user_id, sign_info, now)
             .await?;
         if !found {
             return Ok(Self::failed(&req));
@@ -141,7 +145,7 @@ impl Handle for cmd::ChangeSignInfo {
         Ok(Some(ImChangeSignInfoRsp {
             user_id: req.user_id,
             result_code: 0,
-            sign_info: Some(req.sign_info),
+            sign_info: Some(sign_info.to_owned()),
             attach_data: attach(&req.attach_data),
         }))
     }

@@ -111,9 +111,19 @@ impl Handle for cmd::GroupCreate {
         if req.group_name.is_empty() || set.is_empty() {
             return Ok(Self::failed(&req));
         }
+        let (Ok(name), Ok(avatar)) = (
+            std::str::from_utf8(&req.group_name),
+            std::str::from_utf8(&req.group_avatar),
+        ) else {
+            tracing::warn!(
+                user = req.user_id,
+                "group name or avatar is not UTF-8; refused"
+            );
+            return Ok(Self::failed(&req));
+        };
         let new = NewGroup {
-            name: req.group_name.clone(),
-            avatar: req.group_avatar.clone(),
+            name: name.to_owned(),
+            avatar: avatar.to_owned(),
             creator: req.user_id,
             group_type: u32::try_from(req.group_type).unwrap_or(0),
         };

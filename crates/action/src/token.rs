@@ -15,9 +15,22 @@ use crate::{Ctx, Error};
 /// ClientType WINDOWS: what an absent `client_type` reads as.
 const CLIENT_TYPE_DEFAULT: i32 = 1;
 
-/// CID_LOGIN_REQ_DEVICETOKEN (0x0108): store a device token. Always answered.
+/// Longest device token stored, in bytes. APNs and FCM tokens are a few hundred bytes at
+/// most; the original stored any length (Redis has no column size to stop it).
+pub(crate) const MAX_DEVICE_TOKEN_BYTES: usize = 4096;
+
+/// CID_LOGIN_REQ_DEVICETOKEN (0x0108): store a device token. Always answered (the reply has
+/// no result code); a token longer than [`MAX_DEVICE_TOKEN_BYTES`] is not stored.
 impl Handle for cmd::SetDeviceToken {
     async fn run(ctx: &Ctx, req: ImDeviceTokenReq) -> Result<Option<ImDeviceTokenRsp>, Error> {
+        if req.device_token.len() > MAX_DEVICE_TOKEN_BYTES {
+            tracing::warn!(
+                user = req.user_id,
+                bytes = req.device_token.len(),
+                "device token longer than {MAX_DEVICE_TOKEN_BYTES} bytes; not stored"
+            );
+            return Ok(Self::failed(&req));
+        }
         let client_type = req.client_type.unwrap_or(CLIENT_TYPE_DEFAULT);
         ctx.store
             .tokens()

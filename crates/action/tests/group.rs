@@ -39,7 +39,7 @@ async fn create(
         ImGroupCreateReq {
             user_id: creator,
             group_type: kind,
-            group_name: name.into(),
+            group_name: Bytes::copy_from_slice(name.as_bytes()),
             group_avatar: "av".into(),
             member_id_list: members.to_vec(),
             attach_data: attach(),

@@ -399,8 +399,8 @@ async fn every_replying_command_exact_bytes() {
         enc(&ImGroupCreateReq {
             user_id: 1,
             group_type: kind,
-            group_name: name.into(),
-            group_avatar: String::new(),
+            group_name: Bytes::copy_from_slice(name.as_bytes()),
+            group_avatar: Bytes::new(),
             member_id_list: members,
             attach_data,
         })

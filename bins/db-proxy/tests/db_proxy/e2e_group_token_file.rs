@@ -35,7 +35,7 @@ async fn create(
         &ImGroupCreateReq {
             user_id: creator,
             group_type: kind,
-            group_name: name.into(),
+            group_name: Bytes::copy_from_slice(name.as_bytes()),
             group_avatar: "av".into(),
             member_id_list: members.to_vec(),
             attach_data: attach(),
@@ -97,7 +97,7 @@ async fn create_list_info() {
             user_id: 1,
             result_code: 1,
             group_id: None,
-            group_name: String::new(),
+            group_name: Bytes::new(),
             user_id_list: vec![2, 3],
             attach_data: attach(),
         }
@@ -526,5 +526,34 @@ async fn offline_files() {
     // The connection that carried the fire-and-forget commands still answers.
     let r: ImFileHasOfflineRsp = call(&c, cid::FILE_HAS_OFFLINE_REQ, &has).await;
     assert_eq!(r, has_rsp(vec![info(1, "t1")]));
+    srv.stop().await;
+}
+
+/// A device token longer than the documented limit (4096 bytes) is answered as usual (the
+/// reply has no result code) but not stored; one at the limit is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_device_tokens_are_not_stored() {
+    let srv = TestServer::start().await;
+    let c = srv.client().await;
+    for (user, len, stored) in [(21, 4096, true), (22, 4097, false), (23, 1 << 20, false)] {
+        let token = "t".repeat(len);
+        let r: ImDeviceTokenRsp = call(
+            &c,
+            cid::LOGIN_REQ_DEVICETOKEN,
+            &ImDeviceTokenReq {
+                user_id: user,
+                device_token: token.clone(),
+                client_type: Some(0x11),
+                attach_data: attach(),
+            },
+        )
+        .await;
+        assert_eq!(r.user_id, user);
+        let kept = srv.env.store.tokens().raw(&user.to_string()).await.unwrap();
+        assert_eq!(kept.is_some(), stored, "{len} bytes");
+        if stored {
+            assert_eq!(kept.unwrap(), format!("ios:{token}"));
+        }
+    }
     srv.stop().await;
 }

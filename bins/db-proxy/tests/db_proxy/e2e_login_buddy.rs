@@ -352,7 +352,7 @@ async fn users_info_changed_users_and_signature() {
         cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST,
         &ImChangeSignInfoReq {
             user_id: u2,
-            sign_info: "x".repeat(129),
+            sign_info: "x".repeat(129).into(),
             attach_data: None,
         },
     )

@@ -223,3 +223,53 @@ async fn garbage_on_one_connection_good_answers_on_another() {
     assert!(answered > 0);
     srv.stop().await;
 }
+
+/// Text that is not UTF-8 in a signature (0x0213) or a group's name or avatar (0x0405) gets
+/// the failure reply, as a login with a bad body does, instead of no reply at all; nothing
+/// is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_is_not_utf8_gets_the_failure_reply() {
+    use dbproxy_protocol::pb::im::buddy::{ImChangeSignInfoReq, ImChangeSignInfoRsp};
+    use dbproxy_protocol::pb::im::group::{ImGroupCreateReq, ImGroupCreateRsp};
+    let srv = TestServer::start().await;
+    let c = srv.client().await;
+    let (alice, bob) = (srv.user("alice").await, srv.user("bob").await);
+    let bad = Bytes::from_static(b"ok \xff\xfe bad");
+    let r: ImChangeSignInfoRsp = call(
+        &c,
+        cid::BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST,
+        &ImChangeSignInfoReq {
+            user_id: alice,
+            sign_info: bad.clone(),
+            attach_data: attach(),
+        },
+    )
+    .await;
+    assert_eq!((r.user_id, r.result_code, r.sign_info), (alice, 1, None));
+    assert_eq!(r.attach_data, attach());
+    for (name, avatar) in [(bad.clone(), Bytes::from("av")), ("g".into(), bad.clone())] {
+        let r: ImGroupCreateRsp = call(
+            &c,
+            cid::GROUP_CREATE_REQUEST,
+            &ImGroupCreateReq {
+                user_id: alice,
+                group_type: 2,
+                group_name: name.clone(),
+                group_avatar: avatar,
+                member_id_list: vec![alice, bob],
+                attach_data: attach(),
+            },
+        )
+        .await;
+        assert_eq!((r.result_code, r.group_id), (1, None));
+        assert_eq!(r.group_name, name, "the name is echoed as sent");
+    }
+    let groups: i64 = srv.env.count_sql("SELECT COUNT(*) AS n FROM IMGroup").await;
+    assert_eq!(groups, 0, "no group stored");
+    let signs: i64 = srv
+        .env
+        .count_sql("SELECT COUNT(*) AS n FROM IMUser WHERE sign_info <> ''")
+        .await;
+    assert_eq!(signs, 0, "no signature stored");
+    srv.stop().await;
+}
