@@ -5,5 +5,6 @@
 mod client;
 mod codec;
 mod commands;
+mod properties;
 mod strict;
 mod vectors;

@@ -50,11 +50,8 @@ proptest! {
     fn any_bytes_give_frames_or_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let mut codec = PduCodec::new(128);
         let mut buf = BytesMut::from(&bytes[..]);
-        loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(p)) => prop_assert!(p.encoded_len() <= 128 && p.encoded_len() >= HEADER_LEN),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(p)) = codec.decode(&mut buf) {
+            prop_assert!(p.encoded_len() <= 128 && p.encoded_len() >= HEADER_LEN);
         }
     }
 
