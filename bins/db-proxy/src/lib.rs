@@ -7,7 +7,11 @@ pub mod legacy;
 pub mod logging;
 pub mod settings;
 
-/// Version line printed by `db-proxy -v`.
+/// config/db-proxy.toml: every key with its documented default (`--print-default-config`;
+/// a test checks that it loads to exactly the built-in defaults).
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../../config/db-proxy.toml");
+
+/// Version line printed by `db-proxy -v` / `--version`.
 pub fn version_line() -> String {
     format!(
         "db-proxy {} (compatible with Server Version: DBProxyServer/1.0)",

@@ -20,6 +20,11 @@ struct Cli {
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
 
+    /// Print the documented default configuration (TOML, every key with its comment) and
+    /// exit; redirect it to a file to start a configuration of your own.
+    #[arg(long)]
+    print_default_config: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -29,6 +34,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
         println!("{}", db_proxy::version_line());
+        return ExitCode::SUCCESS;
+    }
+    if cli.print_default_config {
+        print!("{}", db_proxy::DEFAULT_CONFIG_TOML);
         return ExitCode::SUCCESS;
     }
     if let Some(file) = cli.check_config {

@@ -423,3 +423,26 @@ fn built_in_settings_are_the_library_defaults() {
         std::time::Duration::from_secs(5)
     );
 }
+
+#[test]
+fn help_lists_every_flag_and_the_default_config_loads_as_the_defaults() {
+    let out = bin().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--check-config",
+        "--print-default-config",
+        "--version",
+        "--help",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help: {help}");
+    }
+    let out = bin().arg("--print-default-config").output().unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "printed.toml", &String::from_utf8_lossy(&out.stdout));
+    let mut printed = load_with_env(Some(&p), no_env()).unwrap().settings;
+    printed.redis.sync = Settings::default().redis.sync;
+    assert_eq!(printed, Settings::default());
+}
