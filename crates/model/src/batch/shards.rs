@@ -9,9 +9,8 @@ use super::texts::BUCKETS;
 /// nothing. The text depends on `b` only, so each stays prepared on the connection.
 ///
 /// Against [`ShardSlots`] (one part per id): MariaDB's cost is mostly per part, so eight
-/// list parts are cheaper for many ids and dearer for a few (measured from the `mariadb`
-/// CLI for newest-message reads: ~30 µs per slot part, ~45 µs per list part plus ~9 µs per
-/// id in it).
+/// list parts are cheaper for many ids and dearer for a few (the costs per part measured from
+/// the `mariadb` CLI are in BENCHMARKS.md, "Session 7").
 pub(crate) struct ShardLists {
     texts: Vec<String>,
 }
@@ -104,19 +103,16 @@ pub(crate) struct ShardSlots {
 
 /// What MariaDB spends on a padding slot of a [`ShardSlots`] text, against a real one.
 /// A one-off text has a fixed cost of its own: MariaDB parses and prepares it and closes it
-/// again (~95 µs for a short text plus ~8 µs per part, from the `mariadb` CLI), and it takes
-/// two more round trips.
+/// again, and it takes two more round trips (costs in BENCHMARKS.md, "Session 7").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Padding {
-    /// About as much as a real slot (an index probe that finds nothing, ~14 against ~16 µs
-    /// for a newest-message part): a one-off text pays once padding would be more than half
-    /// of a round's parts.
+    /// About as much as a real slot (an index probe that finds nothing, for a newest-message
+    /// part): a one-off text pays once padding would be more than half of a round's parts.
     Probe,
-    /// A fraction of a real slot (the part stops before reading, as `LIMIT 0` does: ~8
-    /// against ~32 µs for a 20-row page part): a one-off text pays only once the padding
-    /// outweighs its fixed cost, i.e. more than 15 padding parts beyond one per item
-    /// (2 pages: padded up to 2 slots per shard; 15 pages: padded with 4 slots per shard,
-    /// 552 against 695 µs as a one-off; one-off with 8).
+    /// A fraction of a real slot (the part stops before reading, as `LIMIT 0` does, for a
+    /// page part): a one-off text pays only once the padding outweighs its fixed cost, i.e.
+    /// more than 15 padding parts beyond one per item (2 pages: padded up to 2 slots per
+    /// shard; 15 pages: padded with 4 slots per shard; one-off with 8).
     Stop,
 }
 

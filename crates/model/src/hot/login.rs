@@ -28,9 +28,8 @@ const LOGIN_COLUMNS: &str = "id, sex, name, domain, nick, password, salt, phone,
 /// The batched login lookup for `n` distinct names (`2n` markers: the names for the CASE,
 /// then for the IN list): every active row of any of them, tagged with the first name it
 /// equals. Both comparisons are `name = ?` with a parameter, i.e. by the column's collation,
-/// as the single lookup. One statement with one index range per name: MariaDB spends about
-/// a third of the CPU of a `UNION ALL` of per-name parts on it (1,500 lookups of 16 names
-/// from the CLI: 0.49–0.69 s against 1.59–1.63 s).
+/// as the single lookup. One statement with one index range per name: far less MariaDB CPU
+/// than a `UNION ALL` of per-name parts (BENCHMARKS.md, "logins in one statement").
 fn login_sql(n: usize) -> String {
     let case: String = (0..n).map(|k| format!(" WHEN name = ? THEN {k}")).collect();
     let marks = vec!["?"; n].join(", ");

@@ -55,8 +55,7 @@ static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLoc
 /// MariaDB less than one slot part per relation (see [`ShardLists`]). Below it the lists are
 /// also used when the slot texts would need a one-off text (see [`ShardSlots::plan`]): the
 /// parts of shards without ids match nothing at little cost, and a prepared text saves the
-/// one-off's prepare and close round trips (6 relations in 2 shards, from the `mariadb` CLI:
-/// ~170 µs of MariaDB CPU as lists, ~200 µs as a one-off text before its two extra round trips).
+/// one-off's prepare and close round trips (measured in BENCHMARKS.md, "Session 7").
 const NEWEST_LISTS_FROM: usize = 16;
 
 /// A newest-message row of a batch, by position: `k` (relation or group id), `msgId`,
