@@ -136,6 +136,32 @@ pub enum LegacyError {
     },
 }
 
+/// Every settings path a legacy file sets, in the order `--check-config` lists them.
+pub fn mapped_paths() -> Vec<String> {
+    let mut out: Vec<String> = ["listen", "port", "threads", "msfs_url", "aes_key"]
+        .iter()
+        .map(|k| format!("server.{k}"))
+        .collect();
+    for role in ["master", "slave"] {
+        for k in [
+            "host",
+            "port",
+            "database",
+            "user",
+            "password",
+            "max_connections",
+        ] {
+            out.push(format!("mysql.{role}.{k}"));
+        }
+    }
+    for name in CACHE_REQUIRED {
+        for k in ["host", "port", "db", "max_connections"] {
+            out.push(format!("redis.{name}.{k}"));
+        }
+    }
+    out
+}
+
 /// Legacy key name for a settings path (used in validation messages), if the path comes from one.
 pub fn legacy_key(path: &str) -> Option<String> {
     let fixed = match path {

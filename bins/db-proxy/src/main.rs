@@ -45,6 +45,14 @@ fn main() -> ExitCode {
             Ok(loaded) => {
                 println!("# config OK: {} ({})", file.display(), loaded.kind);
                 print!("{}", loaded.settings.to_masked_toml());
+                if loaded.kind == settings::SourceKind::Legacy {
+                    println!("# keys of the original format, and the setting each one set:");
+                    for path in db_proxy::legacy::mapped_paths() {
+                        if let Some(key) = db_proxy::legacy::legacy_key(&path) {
+                            println!("#   {key} -> {path}");
+                        }
+                    }
+                }
                 println!(
                     "# the `sync` Redis instance (redis.sync, the sync_* keys) is accepted and \
                      ignored, as the original never used it (Q-R07)"

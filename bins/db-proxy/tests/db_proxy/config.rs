@@ -321,6 +321,15 @@ fn check_config_prints_masked_settings() {
         "{stdout}"
     );
     assert!(stdout.contains("********"));
+    // How each original key was mapped.
+    for line in [
+        "#   ThreadNum -> server.threads",
+        "#   ListenIP -> server.listen",
+        "#   teamtalk_slave_maxconncnt -> mysql.slave.max_connections",
+        "#   group_member_db -> redis.group_member.db",
+    ] {
+        assert!(stdout.contains(line), "{line} missing: {stdout}");
+    }
 }
 
 #[test]
