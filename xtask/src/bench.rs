@@ -133,9 +133,15 @@ async fn run_proxy(args: &Args) -> Result<Report> {
         }
         None => {
             let b = backend::fresh(args).await?;
-            let server = backend::ServerProcess::start(&b.settings, args.no_build).await?;
+            let server =
+                backend::ServerProcess::start(&b.settings, args.no_build, args.legacy_conf).await?;
             let addr = server.addr;
-            (b, Some(server), addr, "db-proxy (started by bench)".into())
+            let label = if args.legacy_conf {
+                "db-proxy (started by bench, shipped-style dbproxyserver.conf)"
+            } else {
+                "db-proxy (started by bench)"
+            };
+            (b, Some(server), addr, label.into())
         }
     };
     let pop = Arc::new(prepare::prepare(&b.store, args).await?);

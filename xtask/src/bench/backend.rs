@@ -125,7 +125,7 @@ impl ServerProcess {
     /// Builds (unless `no_build`) and starts db-proxy with a config generated from `s`
     /// (listen 127.0.0.1 on a free port, JSON log of warnings and start/stop lines), waiting
     /// until it accepts TCP.
-    pub async fn start(s: &Settings, no_build: bool) -> Result<ServerProcess> {
+    pub async fn start(s: &Settings, no_build: bool, legacy: bool) -> Result<ServerProcess> {
         if !no_build {
             tokio::task::spawn_blocking(cargo_build_release).await??;
         }
@@ -149,8 +149,12 @@ impl ServerProcess {
         cfg.log.format = db_proxy::settings::LogFormat::Json;
         let dir = root.join("target/bench");
         std::fs::create_dir_all(&dir)?;
-        let config = dir.join("db-proxy-bench.toml");
-        let text = toml::to_string_pretty(&cfg).map_err(|e| format!("bench config: {e}"))?;
+        let (config, text) = if legacy {
+            (dir.join("dbproxyserver-bench.conf"), legacy_conf_text(&cfg))
+        } else {
+            let text = toml::to_string_pretty(&cfg).map_err(|e| format!("bench config: {e}"))?;
+            (dir.join("db-proxy-bench.toml"), text)
+        };
         std::fs::write(&config, text)?;
         let log = dir.join("db-proxy.log");
         let out = std::fs::File::create(&log)?;
@@ -163,6 +167,9 @@ impl ServerProcess {
             .stdout(out)
             .stderr(err)
             .env_remove("RUST_LOG")
+            // The original format has no log keys: the same log settings as overrides.
+            .env("DBPROXY__LOG__LEVEL", &cfg.log.level)
+            .env("DBPROXY__LOG__FORMAT", "json")
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -315,5 +322,69 @@ impl ProcStats {
             .nth(1)
             .ok_or("bad VmHWM line")?
             .parse::<u64>()?)
+    }
+}
+
+/// `s` as a dbproxyserver.conf with the original's shipped pool sizes (MySQL maxconncnt 16,
+/// Redis 16 and 48 for group_member, as config/dbproxyserver.conf.example) and ThreadNum 8 (the
+/// drop-in measurements of issue 18 used 8); addresses and credentials from `s`.
+fn legacy_conf_text(s: &Settings) -> String {
+    let mut t = String::new();
+    let listen: Vec<String> = s.server.listen.iter().map(|a| a.to_string()).collect();
+    t.push_str(&format!(
+        "ListenIP={}\nListenPort={}\nThreadNum=8\n",
+        listen.join(";"),
+        s.server.port
+    ));
+    t.push_str(&format!(
+        "MsfsSite={}\naesKey={}\n",
+        s.server.msfs_url, s.server.aes_key
+    ));
+    t.push_str("DBInstances=teamtalk_master,teamtalk_slave\n");
+    for (name, m) in [
+        ("teamtalk_master", &s.mysql.master),
+        ("teamtalk_slave", &s.mysql.slave),
+    ] {
+        t.push_str(&format!(
+            "{name}_host={}\n{name}_port={}\n{name}_dbname={}\n{name}_username={}\n\
+             {name}_password={}\n{name}_maxconncnt=16\n",
+            m.host, m.port, m.database, m.user, m.password
+        ));
+    }
+    t.push_str("CacheInstances=unread,group_set,token,group_member\n");
+    for (name, r) in s.redis.required() {
+        let max = if name == "group_member" { 48 } else { 16 };
+        t.push_str(&format!(
+            "{name}_host={}\n{name}_port={}\n{name}_db={}\n{name}_maxconncnt={max}\n",
+            r.host, r.port, r.db
+        ));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_bench_conf_loads_as_the_shipped_style() {
+        let mut s = Settings::default();
+        s.server.port = 10777;
+        s.mysql.master.database = "dbproxy_bench".into();
+        s.redis.token.db = 15;
+        let dir = std::env::temp_dir().join(format!("xtask-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bench.conf");
+        std::fs::write(&path, legacy_conf_text(&s)).unwrap();
+        let loaded = db_proxy::settings::load_with_env(Some(&path), Some(Default::default()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let got = loaded.unwrap().settings;
+        assert_eq!(got.server.port, 10777);
+        assert_eq!(got.server.threads, 8);
+        assert_eq!(got.mysql.master.database, "dbproxy_bench");
+        assert_eq!(got.mysql.master.max_connections, 16);
+        assert_eq!(got.redis.token.db, 15);
+        assert_eq!(got.redis.group_member.max_connections, 48);
+        assert_eq!(got.server.aes_key, s.server.aes_key);
     }
 }

@@ -94,6 +94,11 @@ pub struct Args {
     /// Admin account URL for creating the bench database (default: root over TCP, then socket).
     #[arg(long, value_name = "URL")]
     pub admin_url: Option<String>,
+    /// Start the server from a dbproxyserver.conf in the original's shipped style (ThreadNum=8,
+    /// MySQL pools of 16, Redis pools of 16 and 48) instead of config/db-proxy.toml: what a
+    /// drop-in user who keeps the old file runs. Same database, Redis and port choice.
+    #[arg(long, conflicts_with_all = ["addr", "direct"])]
+    pub legacy_conf: bool,
     /// Don't run `cargo build --release -p db-proxy` before starting target/release/db-proxy.
     #[arg(long)]
     pub no_build: bool,
