@@ -231,9 +231,8 @@ async fn send_group(ctx: &Ctx, req: &ImMsgData, kind: u8, now: u32) -> Result<u3
         return Ok(0);
     }
     if let Err(error) = store.counters().group_incr(group, from).await {
-        if !crate::error::is_down(&error) {
-            tracing::error!(%error, from, group, "group unread counter not incremented");
-        }
+        // Logged even during a known outage: the message is stored, its counter is behind.
+        tracing::error!(%error, from, group, "group unread counter not incremented");
     }
     Ok(id)
 }

@@ -1,12 +1,14 @@
 //! Failing fast while a backend is known to be down: one circuit breaker per MySQL pool and
 //! per Redis endpoint.
 //!
-//! A breaker counts consecutive failures that mean "the backend is not answering" (a pool
-//! that gives no connection, a timeout, a broken connection; see [`Error::is_outage`]).
-//! After [`TRIP_AFTER`] in a row it opens: calls fail at once with [`Error::Down`] instead of
-//! each waiting out its own timeout. While open, a background task probes the backend every
-//! [`PROBE_EVERY`] (each probe bounded by [`PROBE_TIMEOUT`]); the first probe it answers
-//! closes the breaker. The outage is logged once when it opens, then as a summary of the
+//! A breaker counts consecutive failures that mean "this backend is not answering", as its
+//! user classifies them (the MySQL pools: no connection, the unit of work timed out, a broken
+//! connection; Redis: a timeout or an I/O error; never a refused statement, an error reply
+//! or another backend's failure). After [`TRIP_AFTER`] in a row it opens: calls fail at once
+//! with [`Error::Down`] instead of each waiting out its own timeout. While open, a background
+//! task probes the backend every [`PROBE_EVERY`] (each probe bounded by the breaker's probe
+//! timeout: long enough to open a new connection); the first probe it answers closes the
+//! breaker. Results of calls admitted before an opening or a closing do not count after it. The outage is logged once when it opens, then as a summary of the
 //! calls answered at once at most every [`SUMMARY_EVERY`], and once when it ends.
 
 use std::future::Future;
@@ -20,8 +22,6 @@ use crate::error::{Error, Result};
 pub(crate) const TRIP_AFTER: u32 = 3;
 /// Time between two probes while open.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(100);
-/// Bound of one probe.
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Least time between two "still down" log lines.
 pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -30,6 +30,9 @@ pub(crate) type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send
 
 #[derive(Debug)]
 struct State {
+    /// Changes at every opening and closing: a result counts only for the period it was
+    /// admitted in.
+    generation: u64,
     /// Consecutive outage failures while closed.
     failures: u32,
     /// Open since then (`None`: closed).
@@ -43,7 +46,14 @@ struct State {
 pub(crate) struct Breaker {
     name: String,
     probe: Probe,
+    probe_timeout: Duration,
     state: Mutex<State>,
+}
+
+/// A call let through by [`Breaker::admit`]; hand it back to [`Breaker::record`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admitted {
+    generation: u64,
 }
 
 impl std::fmt::Debug for Breaker {
@@ -56,12 +66,14 @@ impl std::fmt::Debug for Breaker {
 
 impl Breaker {
     /// A closed breaker for the backend called `name` in logs and errors, probed with
-    /// `probe` while open.
-    pub(crate) fn new(name: impl Into<String>, probe: Probe) -> Arc<Self> {
+    /// `probe` (bounded by `probe_timeout`) while open.
+    pub(crate) fn new(name: impl Into<String>, probe: Probe, probe_timeout: Duration) -> Arc<Self> {
         Arc::new(Breaker {
             name: name.into(),
             probe,
+            probe_timeout,
             state: Mutex::new(State {
+                generation: 0,
                 failures: 0,
                 down_since: None,
                 failed_fast: 0,
@@ -83,28 +95,27 @@ impl Breaker {
         self.lock().down_since.is_some()
     }
 
-    /// Run `work` unless the backend is known to be down; record what it says about the
-    /// backend.
+    /// Run `work` unless the backend is known to be down; `outage` tells whether its result
+    /// says the backend is not answering.
     pub(crate) async fn call<T>(
         self: &Arc<Self>,
         work: impl Future<Output = Result<T>>,
+        outage: impl FnOnce(&Result<T>) -> bool,
     ) -> Result<T> {
-        self.admit()?;
+        let admitted = self.admit()?;
         let out = work.await;
-        if let Err(e) = &out {
-            if e.is_outage() {
-                self.failed(e);
-                return out;
-            }
-        }
-        self.lock().failures = 0;
+        let failed = outage(&out);
+        self.record(admitted, failed.then(|| out.as_ref().err()).flatten());
         out
     }
 
-    fn admit(&self) -> Result<()> {
+    /// Let a call through, or [`Error::Down`] while the backend is known to be down.
+    pub(crate) fn admit(&self) -> Result<Admitted> {
         let mut s = self.lock();
         let Some(since) = s.down_since else {
-            return Ok(());
+            return Ok(Admitted {
+                generation: s.generation,
+            });
         };
         let now = Instant::now();
         s.failed_fast += 1;
@@ -124,17 +135,23 @@ impl Breaker {
         })
     }
 
-    fn failed(self: &Arc<Self>, error: &Error) {
+    /// What an admitted call found: `Some(error)` when the backend did not answer.
+    pub(crate) fn record(self: &Arc<Self>, admitted: Admitted, outage: Option<&Error>) {
         let mut s = self.lock();
-        if s.down_since.is_some() {
-            // A call let through before the breaker opened.
+        if admitted.generation != s.generation || s.down_since.is_some() {
+            // Admitted before the last opening or closing: says nothing about now.
             return;
         }
+        let Some(error) = outage else {
+            s.failures = 0;
+            return;
+        };
         s.failures += 1;
         if s.failures < TRIP_AFTER {
             return;
         }
         let now = Instant::now();
+        s.generation += 1;
         s.down_since = Some(now);
         s.failed_fast = 0;
         s.last_summary = now;
@@ -151,7 +168,7 @@ impl Breaker {
     async fn probe_until_back(&self) {
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
-            let answered = tokio::time::timeout(PROBE_TIMEOUT, (self.probe)())
+            let answered = tokio::time::timeout(self.probe_timeout, (self.probe)())
                 .await
                 .unwrap_or(false);
             if !answered {
@@ -160,6 +177,7 @@ impl Breaker {
             let mut s = self.lock();
             let (since, failed_fast) = (s.down_since.take(), s.failed_fast);
             s.failures = 0;
+            s.generation += 1;
             drop(s);
             tracing::warn!(
                 backend = %self.name,
@@ -198,41 +216,73 @@ mod tests {
                 Box::pin(async move { up.load(Ordering::SeqCst) })
             })
         };
-        let b = Breaker::new("test", probe);
+        let b = Breaker::new("test", probe, Duration::from_millis(50));
+        let is_outage = |r: &Result<()>| matches!(r, Err(Error::Timeout { .. }));
         // Logical failures and successes do not count.
         for _ in 0..5 {
             let _ = b
-                .call(async { Err::<(), _>(Error::NotFound("x".into())) })
+                .call(
+                    async { Err::<(), _>(Error::NotFound("x".into())) },
+                    is_outage,
+                )
                 .await;
         }
         assert!(!b.is_open());
         for _ in 0..TRIP_AFTER - 1 {
-            let _ = b.call(async { outage() }).await;
+            let _ = b.call(async { outage() }, is_outage).await;
         }
-        let _ = b.call(async { Ok(()) }).await;
+        let _ = b.call(async { Ok(()) }, is_outage).await;
         assert!(!b.is_open(), "a success in between resets the count");
         for _ in 0..TRIP_AFTER {
-            let _ = b.call(async { outage() }).await;
+            let _ = b.call(async { outage() }, is_outage).await;
         }
         assert!(b.is_open());
         // Open: answered at once, the work is not even started.
         let started = AtomicBool::new(false);
         let r = b
-            .call(async {
-                started.store(true, Ordering::SeqCst);
-                Ok(())
-            })
+            .call(
+                async {
+                    started.store(true, Ordering::SeqCst);
+                    Ok(())
+                },
+                is_outage,
+            )
             .await;
         assert!(matches!(r, Err(Error::Down { .. })), "{r:?}");
         assert!(!started.load(Ordering::SeqCst));
         assert!(r.as_ref().unwrap_err().is_unavailable());
-        assert!(!r.unwrap_err().is_outage(), "fast failures do not count");
+        assert!(
+            !r.unwrap_err().is_redis_outage(),
+            "fast failures do not count"
+        );
         // Probes that fail keep it open; the first that answers closes it.
         tokio::time::sleep(PROBE_EVERY * 3).await;
         assert!(b.is_open());
         up.store(true, Ordering::SeqCst);
         tokio::time::sleep(PROBE_EVERY * 3).await;
         assert!(!b.is_open());
-        assert!(b.call(async { Ok(()) }).await.is_ok());
+        assert!(b.call(async { Ok(()) }, is_outage).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn results_of_calls_admitted_before_a_closing_do_not_count() {
+        let probe: Probe = Arc::new(|| Box::pin(async { true }));
+        let b = Breaker::new("test", probe, Duration::from_millis(50));
+        let stale: Vec<Admitted> = (0..TRIP_AFTER).map(|_| b.admit().unwrap()).collect();
+        let error = Error::Timeout {
+            what: "test".into(),
+            after: Duration::from_millis(1),
+        };
+        for _ in 0..TRIP_AFTER {
+            b.record(b.admit().unwrap(), Some(&error));
+        }
+        assert!(b.is_open());
+        tokio::time::sleep(PROBE_EVERY * 3).await;
+        assert!(!b.is_open(), "the probe answered");
+        // Calls that were in flight through the outage end now: they do not reopen it.
+        for a in stale {
+            b.record(a, Some(&error));
+        }
+        assert!(!b.is_open());
     }
 }

@@ -92,11 +92,13 @@ impl MysqlKind {
                 let m = info.message();
                 if m.contains("Deadlock found") || m.contains("Lock wait timeout exceeded") {
                     MysqlKind::LockConflict
-                } else if m.starts_with("Input/output error")
-                    || m.starts_with("Driver error")
+                } else if (m.starts_with("Input/output error") && !m.contains("packet too large"))
+                    || m.contains("Connection to the server is closed")
+                    || m.contains("Packet out of order")
                     || m.contains("Server shutdown in progress")
                 {
-                    // mysql_async's I/O and driver errors, as diesel-async passes them on.
+                    // mysql_async's I/O errors (but a request above max_allowed_packet, which
+                    // it reports as one) and the driver errors of a broken connection.
                     MysqlKind::Connection
                 } else {
                     MysqlKind::Other
@@ -134,14 +136,12 @@ impl Error {
         }
     }
 
-    /// True when this failure says the backend itself is not answering (no pooled
-    /// connection, a timeout, a broken connection, Redis unreachable): what a circuit breaker
-    /// counts. A statement the server refused, a Redis error reply or a fast failure of an
-    /// open breaker is not.
-    pub fn is_outage(&self) -> bool {
+    /// True when a MySQL statement failed because its connection did (I/O error, closed by
+    /// the server, protocol out of step), not because the server refused it: what the MySQL
+    /// circuit breakers count, beside failed checkouts and timed-out units of work.
+    pub fn is_connection_failure(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error as D};
         match self.inner() {
-            Error::Pool { .. } | Error::Timeout { .. } => true,
             Error::Mysql { kind, source, .. } | Error::Commit { kind, source } => {
                 *kind == MysqlKind::Connection
                     || matches!(
@@ -150,6 +150,16 @@ impl Error {
                             | D::BrokenTransactionManager
                     )
             }
+            _ => false,
+        }
+    }
+
+    /// True when a Redis call found the server not answering (a timeout, an I/O error, a
+    /// dropped connection): what the Redis circuit breakers count. An error reply, or the
+    /// fast failure of an open breaker, is not.
+    pub fn is_redis_outage(&self) -> bool {
+        match self.inner() {
+            Error::Timeout { .. } => true,
             Error::Redis {
                 source: Some(e), ..
             } => matches!(

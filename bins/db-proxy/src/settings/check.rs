@@ -90,6 +90,16 @@ pub(super) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(s)
 }
 
+/// A string that must not be empty (blanks allowed: a database or user name is taken as
+/// written).
+pub(super) fn not_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(D::Error::custom("must not be empty"));
+    }
+    Ok(s)
+}
+
 /// The AES key shared with msg_server: exactly 32 bytes.
 pub(super) fn aes_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;

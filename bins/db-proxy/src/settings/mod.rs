@@ -83,10 +83,10 @@ pub struct MysqlInstance {
     #[serde(deserialize_with = "check::port")]
     pub port: u16,
     /// Schema name.
-    #[serde(deserialize_with = "check::non_empty")]
+    #[serde(deserialize_with = "check::not_empty")]
     pub database: String,
     /// User.
-    #[serde(deserialize_with = "check::non_empty")]
+    #[serde(deserialize_with = "check::not_empty")]
     pub user: String,
     /// Password.
     pub password: String,
@@ -112,7 +112,7 @@ pub struct RedisSettings {
     /// Accepted and ignored (the original configured but never used it, quirk Q-R07); not
     /// shown by `--check-config`, which prints only what db-proxy uses.
     #[serde(skip_serializing)]
-    pub sync: RedisInstance,
+    pub sync: IgnoredInstance,
 }
 
 /// One Redis instance.
@@ -131,6 +131,20 @@ pub struct RedisInstance {
     /// Pool upper bound, 1-10000.
     #[serde(deserialize_with = "check::pool_size")]
     pub max_connections: usize,
+}
+
+/// The `sync` instance: read without any check, never used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct IgnoredInstance {
+    /// Host name or IP.
+    pub host: String,
+    /// TCP port.
+    pub port: i64,
+    /// Logical database.
+    pub db: i64,
+    /// Pool upper bound.
+    pub max_connections: i64,
 }
 
 /// `[limits]`. Timings are written in milliseconds (the `_ms` keys).
@@ -281,10 +295,11 @@ impl Default for RedisSettings {
             token: m.token.into(),
             group_member: m.group_member.into(),
             // The original's shipped values for the instance it never used.
-            sync: RedisInstance {
+            sync: IgnoredInstance {
+                host: "127.0.0.1".into(),
+                port: 6379,
                 db: 2,
                 max_connections: 1,
-                ..RedisInstance::default()
             },
         }
     }

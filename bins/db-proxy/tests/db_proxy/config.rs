@@ -455,3 +455,14 @@ fn help_lists_every_flag_and_the_default_config_loads_as_the_defaults() {
     printed.redis.sync = Settings::default().redis.sync;
     assert_eq!(printed, Settings::default());
 }
+
+#[test]
+fn the_ignored_sync_instance_is_not_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "s.toml",
+        "[redis.sync]\nhost = \"\"\nport = 0\ndb = 99\nmax_connections = 0\n",
+    );
+    load_with_env(Some(&p), no_env()).unwrap();
+}

@@ -76,12 +76,12 @@ impl Pools {
     pub(crate) async fn connect(cfg: &StoreConfig) -> Result<Pools> {
         let t = &cfg.timeouts;
         let master = pool::build(&cfg.master, t)?;
-        let master_breaker = pool::breaker("mysql master", &master);
+        let master_breaker = pool::breaker("mysql master", &master, t);
         let (slave, slave_breaker) = if cfg.slave == cfg.master {
             (master.clone(), master_breaker.clone())
         } else {
             let slave = pool::build(&cfg.slave, t)?;
-            let breaker = pool::breaker("mysql slave", &slave);
+            let breaker = pool::breaker("mysql slave", &slave, t);
             (slave, breaker)
         };
         drop(
@@ -120,7 +120,10 @@ impl Pools {
             Db::Slave => (&self.slave, "slave", &self.slave_breaker),
         };
         // Answered at once while the pool's backend is known to be down (crate::breaker).
-        Box::pin(breaker.call(run(pool, name, &self.timeouts, tx, work))).await
+        let admitted = breaker.admit()?;
+        let (out, outage) = Box::pin(run(pool, name, &self.timeouts, tx, work)).await;
+        breaker.record(admitted, if outage { out.as_ref().err() } else { None });
+        out
     }
 
     /// A [`DbPool`] on the pool `db`.
@@ -231,6 +234,8 @@ fn must_discard(e: &Error) -> bool {
         Error::NotFound(_)
             | Error::Invalid(_)
             | Error::Internal(_)
+            // Another backend known to be down: nothing was sent, the connection is clean.
+            | Error::Down { .. }
             | Error::Mysql {
                 source: diesel::result::Error::NotFound,
                 ..
@@ -238,18 +243,24 @@ fn must_discard(e: &Error) -> bool {
     )
 }
 
+/// `work` as one bounded unit of work, and whether its outcome says the server is not
+/// answering: no connection within the pool wait, the unit timed out, or its connection
+/// failed (not a refused statement, and not a failure of another backend called inside).
 async fn run<R, F>(
     pool: &MysqlPool,
     name: &'static str,
     t: &Timeouts,
     tx: bool,
     work: F,
-) -> Result<R>
+) -> (Result<R>, bool)
 where
     F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
     R: Send,
 {
-    let mut obj: Object = pool.get().await.map_err(|e| pool::pool_error(name, e))?;
+    let mut obj: Object = match pool.get().await {
+        Ok(obj) => obj,
+        Err(e) => return (Err(pool::pool_error(name, e)), true),
+    };
     let cancel = obj.cancel_token();
     let limit = t.statement;
     let outcome = tokio::time::timeout(limit, async {
@@ -262,12 +273,13 @@ where
     })
     .await;
     match outcome {
-        Ok(Ok(v)) => Ok(v),
+        Ok(Ok(v)) => (Ok(v), false),
         Ok(Err(e)) => {
             if must_discard(&e) {
                 drop(Object::take(obj));
             }
-            Err(e)
+            let outage = e.is_connection_failure();
+            (Err(e), outage)
         }
         Err(_elapsed) => {
             // Never return a connection that may be mid-statement or mid-transaction.
@@ -281,10 +293,13 @@ where
                 ?limit,
                 "mysql unit of work timed out; connection discarded"
             );
-            Err(Error::Timeout {
-                what: format!("mysql {name} unit of work"),
-                after: limit,
-            })
+            (
+                Err(Error::Timeout {
+                    what: format!("mysql {name} unit of work"),
+                    after: limit,
+                }),
+                true,
+            )
         }
     }
 }

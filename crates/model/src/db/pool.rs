@@ -81,8 +81,15 @@ pub(crate) fn pool_error(pool: &'static str, e: PoolError) -> Error {
 
 /// The circuit breaker of `pool` (see `crate::breaker`): its probe checks out a connection
 /// and runs `SELECT 1`; a connection that did not answer is discarded, not pooled.
-pub(crate) fn breaker(name: &'static str, pool: &MysqlPool) -> std::sync::Arc<Breaker> {
+pub(crate) fn breaker(
+    name: &'static str,
+    pool: &MysqlPool,
+    t: &Timeouts,
+) -> std::sync::Arc<Breaker> {
     let pool = pool.clone();
+    // Long enough to open a new connection (the ones of the outage were discarded) and run
+    // the statement.
+    let probe_timeout = t.connect + t.connect;
     Breaker::new(
         name,
         std::sync::Arc::new(move || {
@@ -107,6 +114,7 @@ pub(crate) fn breaker(name: &'static str, pool: &MysqlPool) -> std::sync::Arc<Br
                 answered
             })
         }),
+        probe_timeout,
     )
 }
 

@@ -252,10 +252,9 @@ async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
         .map(|j| (single_unread_key(j.to_id), j.from_id.to_string()))
         .unzip();
     if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
-        // While Redis is known to be down its breaker logs the outage, not every batch.
-        if !matches!(error.inner(), Error::Down { .. }) {
-            tracing::error!(%error, n = keys.len(), "unread counters not incremented");
-        }
+        // Logged also while Redis is known to be down: these counters are now behind their
+        // messages (committed before Redis went away), and the log says which ones.
+        tracing::error!(%error, n = keys.len(), "unread counters not incremented");
     }
 }
 

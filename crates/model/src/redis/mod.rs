@@ -157,13 +157,19 @@ impl Cache {
             pool: pool.clone(),
             name,
             timeout: command_timeout,
-            breaker: Breaker::new(format!("redis {}:{}", cfg.host, cfg.port), {
-                let pool = pool.clone();
-                Arc::new(move || {
+            breaker: Breaker::new(
+                format!("redis {}:{} db {}", cfg.host, cfg.port, cfg.db),
+                {
                     let pool = pool.clone();
-                    Box::pin(async move { pool.ping::<()>(None).await.is_ok() })
-                })
-            }),
+                    Arc::new(move || {
+                        let pool = pool.clone();
+                        Box::pin(async move { pool.ping::<()>(None).await.is_ok() })
+                    })
+                },
+                // fred reconnects by itself; a probe only asks whether it has: a PING on a
+                // live connection answers at once.
+                command_timeout.min(Duration::from_millis(250)),
+            ),
         })
     }
 
@@ -185,7 +191,9 @@ impl Cache {
     /// `work` through the endpoint's circuit breaker: answered at once while Redis is known
     /// to be down (see [`crate::breaker`]).
     async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.breaker.call(work).await
+        self.breaker
+            .call(work, |r| matches!(r, Err(e) if e.is_redis_outage()))
+            .await
     }
 
     fn err(&self, what: &str, key: &str, e: fred::error::Error) -> Error {
