@@ -11,8 +11,10 @@
 // A test-only crate: a failed setup step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod mariadb;
 mod msfs;
 mod relay;
+pub use mariadb::PrivateMariadb;
 pub use msfs::FakeMsfs;
 pub use relay::TcpRelay;
 
@@ -62,8 +64,8 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-async fn admin_connect() -> (AsyncMysqlConnection, String) {
-    if let Ok(url) = std::env::var("DBPROXY_TEST_MYSQL_URL") {
+async fn admin_connect(given: Option<String>) -> (AsyncMysqlConnection, String) {
+    if let Some(url) = given.or_else(|| std::env::var("DBPROXY_TEST_MYSQL_URL").ok()) {
         let conn = AsyncMysqlConnection::establish(&url)
             .await
             .unwrap_or_else(|e| panic!("DBPROXY_TEST_MYSQL_URL={url}: {e}"));
@@ -130,7 +132,27 @@ async fn drop_stale(conn: &mut AsyncMysqlConnection) {
     }
 }
 
-fn free_port() -> u16 {
+/// An admin connection for clean-up, or `None` when the server does not answer within 5 s
+/// (a private server a failed test left frozen or killed).
+async fn connect_briefly(url: &str) -> Option<AsyncMysqlConnection> {
+    tokio::time::timeout(Duration::from_secs(5), AsyncMysqlConnection::establish(url))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Sends `kill -<sig>` to `pid` (when there is one).
+pub(crate) fn signal(pid: Option<u32>, sig: &str) {
+    if let Some(pid) = pid {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a later bind may still lose a race).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
@@ -202,7 +224,23 @@ impl TestEnv {
     /// Like [`TestEnv::new`], letting the test adjust the config (timeouts, pool sizes)
     /// before the store connects.
     pub async fn with_config(adjust: impl FnOnce(&mut StoreConfig)) -> TestEnv {
-        let (mut admin, admin_url) = admin_connect().await;
+        Self::with_admin(None, adjust).await
+    }
+
+    /// Like [`TestEnv::with_config`], with the database on `server` (a private mariadbd a
+    /// test may kill or freeze) instead of the shared one.
+    pub async fn on_mariadb(
+        server: &PrivateMariadb,
+        adjust: impl FnOnce(&mut StoreConfig),
+    ) -> TestEnv {
+        Self::with_admin(Some(server.url()), adjust).await
+    }
+
+    async fn with_admin(
+        admin_url: Option<String>,
+        adjust: impl FnOnce(&mut StoreConfig),
+    ) -> TestEnv {
+        let (mut admin, admin_url) = admin_connect(admin_url).await;
         drop_stale(&mut admin).await;
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let db_name = format!("{PREFIX}{}_{}_{}", now_secs(), std::process::id(), n);
@@ -326,10 +364,22 @@ impl TestEnv {
         self.redis = Some(spawn_redis(self.redis_port).expect("restart redis-server"));
     }
 
+    /// Stops the private redis-server process (SIGSTOP): connections stay open, nothing
+    /// is answered.
+    pub fn freeze_redis(&self) {
+        signal(self.redis.as_ref().map(Child::id), "STOP");
+    }
+
+    /// Resumes a frozen redis-server (SIGCONT).
+    pub fn thaw_redis(&self) {
+        signal(self.redis.as_ref().map(Child::id), "CONT");
+    }
+
     /// Drop the database and stop redis now.
     pub async fn cleanup(mut self) {
+        self.thaw_redis();
         self.kill_redis();
-        if let Ok(mut admin) = AsyncMysqlConnection::establish(&self.admin_url).await {
+        if let Some(mut admin) = connect_briefly(&self.admin_url).await {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{}`", self.db_name))
                 .execute(&mut admin)
                 .await;
@@ -375,7 +425,7 @@ impl Partial {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(mut admin) = AsyncMysqlConnection::establish(&url).await {
+                if let Some(mut admin) = connect_briefly(&url).await {
                     let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS `{db}`"))
                         .execute(&mut admin)
                         .await;

@@ -16,6 +16,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::ReplyBudget;
 use crate::{Handler, Request, ServerConfig, Stats};
 
 /// Everything a connection needs from the server.
@@ -30,6 +31,11 @@ pub(crate) struct ConnCtx<H> {
 }
 
 const FAR: Duration = Duration::from_secs(86400 * 365);
+/// How often a connection paused by the total reply limit looks again (the total drains
+/// on other connections, which do not wake this one).
+const TOTAL_RECHECK: Duration = Duration::from_millis(10);
+/// Largest write buffer a connection keeps between writes.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 
 pub(crate) async fn serve_connection<H: Handler>(
     stream: TcpStream,
@@ -42,11 +48,17 @@ pub(crate) async fn serve_connection<H: Handler>(
     let mut reader = FramedRead::new(read_half, PduCodec::new(cfg.max_frame_len));
     let max_in_flight = cfg.max_in_flight_per_connection.max(1);
     let (tx, rx) = mpsc::channel::<Pdu>(max_in_flight + 4);
+    let budget = Arc::new(ReplyBudget::new(
+        cfg.max_reply_bytes_per_connection,
+        cfg.max_reply_bytes_total,
+        stats.clone(),
+    ));
     let mut writer = tokio::spawn(write_loop(
         write_half,
         rx,
         cfg.heartbeat_interval,
         cfg.write_timeout,
+        budget.clone(),
         stats.clone(),
     ));
     let mut writer_done = false;
@@ -54,6 +66,8 @@ pub(crate) async fn serve_connection<H: Handler>(
     let mut last_recv = Instant::now();
     // Set once shutdown starts: (when the notice was sent, grace deadline).
     let mut lame: Option<(Instant, Instant)> = None;
+    // Reading paused because of reply bytes (counted once per pause).
+    let mut paused = false;
 
     loop {
         let idle_at = last_recv + cfg.idle_timeout;
@@ -61,7 +75,13 @@ pub(crate) async fn serve_connection<H: Handler>(
             Some((since, deadline)) => (last_recv.max(since) + cfg.shutdown_quiet, deadline),
             None => (Instant::now() + FAR, Instant::now() + FAR),
         };
-        let can_read = in_flight.len() < max_in_flight;
+        let bytes_allow = budget.admits(in_flight.len());
+        let can_read = in_flight.len() < max_in_flight && bytes_allow;
+        if !bytes_allow && !paused {
+            Stats::inc(&stats.reads_paused);
+            tracing::debug!("replies not drained; reading paused");
+        }
+        paused = !bytes_allow;
         tokio::select! {
             biased;
             _ = ctx.hard_stop.cancelled() => break,
@@ -79,6 +99,8 @@ pub(crate) async fn serve_connection<H: Handler>(
                 }
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => note_task_end(done, stats),
+            _ = budget.drained(), if paused => {}
+            _ = tokio::time::sleep(TOTAL_RECHECK), if paused && budget.total_reached() => {}
             frame = reader.next(), if can_read => match frame {
                 None => {
                     tracing::debug!("peer closed the connection");
@@ -91,7 +113,7 @@ pub(crate) async fn serve_connection<H: Handler>(
                 }
                 Some(Ok(pdu)) => {
                     last_recv = Instant::now();
-                    dispatch(pdu, peer, &ctx, &tx, &mut in_flight);
+                    dispatch(pdu, peer, &ctx, &tx, &budget, &mut in_flight);
                 }
             },
             _ = sleep_until(idle_at), if lame.is_none() => {
@@ -127,6 +149,8 @@ pub(crate) async fn serve_connection<H: Handler>(
             _ = ctx.hard_stop.cancelled() => writer.abort(),
         }
     }
+    // Replies never written (the peer went away) leave the total.
+    budget.release_all();
 }
 
 fn note_task_end(done: Result<(), tokio::task::JoinError>, stats: &Stats) {
@@ -143,6 +167,7 @@ fn dispatch<H: Handler>(
     peer: SocketAddr,
     ctx: &Arc<ConnCtx<H>>,
     tx: &mpsc::Sender<Pdu>,
+    budget: &Arc<ReplyBudget>,
     in_flight: &mut JoinSet<()>,
 ) {
     let stats = &ctx.stats;
@@ -167,6 +192,7 @@ fn dispatch<H: Handler>(
     let handler = ctx.handler.clone();
     let stats = ctx.stats.clone();
     let tx = tx.clone();
+    let budget = budget.clone();
     let seq_num = pdu.seq_num;
     let request = Request {
         command_id: pdu.command_id,
@@ -174,11 +200,17 @@ fn dispatch<H: Handler>(
         body: pdu.body,
         peer,
     };
+    let gauge = InFlight::enter(stats.clone());
     in_flight.spawn(async move {
+        let _gauge = gauge;
         let reply = handler.handle(request).await;
         match (reply, response) {
             (Some(body), Some((sid, rcid))) => {
-                if tx.send(Pdu::new(sid, rcid, seq_num, body)).await.is_err() {
+                let pdu = Pdu::new(sid, rcid, seq_num, body);
+                let n = pdu.encoded_len();
+                budget.produced(n);
+                if tx.send(pdu).await.is_err() {
+                    budget.taken(n);
                     Stats::inc(&stats.replies_dropped);
                     tracing::debug!(command = name, "connection gone; reply dropped");
                 }
@@ -191,6 +223,24 @@ fn dispatch<H: Handler>(
     });
 }
 
+/// One request counted in `Stats::requests_in_flight` until its task ends (or is aborted).
+struct InFlight(Arc<Stats>);
+
+impl InFlight {
+    fn enter(stats: Arc<Stats>) -> Self {
+        Stats::inc(&stats.requests_in_flight);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Writes queued PDUs (batched), and a heartbeat whenever nothing was sent for `heartbeat`.
 /// Ends when every sender is gone (after writing everything queued) or on a write error.
 async fn write_loop(
@@ -198,6 +248,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Pdu>,
     heartbeat: Duration,
     write_timeout: Duration,
+    budget: Arc<ReplyBudget>,
     stats: Arc<Stats>,
 ) {
     let mut buf = BytesMut::with_capacity(8192);
@@ -215,11 +266,14 @@ async fn write_loop(
         };
         let mut next = Some(first);
         let mut replies = 0u64;
+        // Bytes of replies in `buf` (heartbeats and the stop notice are not counted).
+        let mut reply_bytes = 0usize;
         while let Some(pdu) = next {
             if pdu.command_id != cid::OTHER_HEARTBEAT
                 && pdu.command_id != cid::OTHER_STOP_RECV_PACKET
             {
                 replies += 1;
+                reply_bytes += pdu.encoded_len();
             }
             if u32::try_from(pdu.encoded_len()).is_err() {
                 tracing::error!(
@@ -250,7 +304,12 @@ async fn write_loop(
         stats
             .replies
             .fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
+        budget.taken(reply_bytes);
         buf.clear();
+        if buf.capacity() > KEEP_WRITE_BUFFER {
+            // A burst of large replies: give the memory back rather than keep it per peer.
+            buf = BytesMut::with_capacity(8192);
+        }
         last_send = Instant::now();
     }
     let _ = w.shutdown().await;

@@ -5,6 +5,7 @@
 //! Connection limit policy: when `max_connections` connections are open, a newly accepted
 //! socket is closed immediately (with a warning log) rather than held in a queue.
 
+mod budget;
 mod connection;
 mod server;
 mod stats;
@@ -51,6 +52,14 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Requests handled concurrently per connection; when reached, reading pauses.
     pub max_in_flight_per_connection: usize,
+    /// Reply bytes one connection may have queued (produced, not yet taken by the kernel),
+    /// counting each request in flight at the size of the connection's recent largest reply.
+    /// When reached, reading from that peer pauses until its replies drain, so a peer that
+    /// does not read holds about this much, not a reply per request it sent.
+    pub max_reply_bytes_per_connection: usize,
+    /// Reply bytes all connections together may have queued; when reached, every connection
+    /// pauses reading until the total drops below it.
+    pub max_reply_bytes_total: usize,
     /// Send a heartbeat when nothing was sent for this long.
     pub heartbeat_interval: Duration,
     /// Close a connection when no frame was received for this long.
@@ -75,6 +84,8 @@ impl Default for ServerConfig {
             max_frame_len: dbproxy_protocol::DEFAULT_MAX_FRAME_LEN,
             max_connections: 1024,
             max_in_flight_per_connection: 64,
+            max_reply_bytes_per_connection: 1 << 20,
+            max_reply_bytes_total: 64 << 20,
             heartbeat_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(4),

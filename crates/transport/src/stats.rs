@@ -2,7 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Live counters (relaxed atomics). `connections_open` is a gauge, the rest only grow.
+/// Live counters (relaxed atomics). `connections_open`, `requests_in_flight` and
+/// `reply_bytes_queued` are gauges, the rest only grow.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Connections accepted and served.
@@ -35,6 +36,13 @@ pub struct Stats {
     pub accept_errors: AtomicU64,
     /// Connections closed because the peer did not read its replies within the write timeout.
     pub write_timeouts: AtomicU64,
+    /// Requests being handled now.
+    pub requests_in_flight: AtomicU64,
+    /// Reply bytes produced and not yet taken by the kernel, all connections.
+    pub reply_bytes_queued: AtomicU64,
+    /// Times a connection stopped reading because its own or the total reply bytes were at
+    /// their limit.
+    pub reads_paused: AtomicU64,
 }
 
 /// A plain copy of [`Stats`] at one moment.
@@ -56,6 +64,9 @@ pub struct StatsSnapshot {
     pub handler_panics: u64,
     pub accept_errors: u64,
     pub write_timeouts: u64,
+    pub requests_in_flight: u64,
+    pub reply_bytes_queued: u64,
+    pub reads_paused: u64,
 }
 
 impl Stats {
@@ -82,6 +93,9 @@ impl Stats {
             handler_panics: g(&self.handler_panics),
             accept_errors: g(&self.accept_errors),
             write_timeouts: g(&self.write_timeouts),
+            requests_in_flight: g(&self.requests_in_flight),
+            reply_bytes_queued: g(&self.reply_bytes_queued),
+            reads_paused: g(&self.reads_paused),
         }
     }
 }

@@ -16,15 +16,25 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
-/// Echoes the body. A body `sleep:<ms>` sleeps first. Tracks peak concurrency.
+/// Echoes the body. A body `sleep:<ms>` sleeps first; `big:<n>` answers n bytes. Tracks
+/// peak concurrency and counts calls.
 #[derive(Default)]
 struct Echo {
     current: AtomicUsize,
     peak: AtomicUsize,
+    calls: AtomicUsize,
 }
 
 impl Handler for Echo {
     async fn handle(&self, request: Request) -> Option<Bytes> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(n) = std::str::from_utf8(&request.body)
+            .ok()
+            .and_then(|s| s.strip_prefix("big:"))
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            return Some(Bytes::from(vec![b'r'; n]));
+        }
         let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         if let Some(ms) = std::str::from_utf8(&request.body)
@@ -512,7 +522,11 @@ async fn peer_that_stops_reading_is_closed_after_write_timeout() {
     let mut stuck = framed(srv.addr).await;
     let body: &'static str = Box::leak("x".repeat(1 << 20).into_boxed_str());
     for seq in 0..64 {
-        stuck.send(all_users(seq, body)).await.unwrap();
+        // Reading from it pauses once its replies are not drained, and the write timeout
+        // then closes it: the later sends may fail.
+        if stuck.send(all_users(seq, body)).await.is_err() {
+            break;
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while srv.stats.snapshot().write_timeouts == 0 {
@@ -523,4 +537,125 @@ async fn peer_that_stops_reading_is_closed_after_write_timeout() {
     let mut other = framed(srv.addr).await;
     other.send(all_users(7, "ping")).await.unwrap();
     assert_eq!(&next(&mut other).await.body[..], b"ping");
+}
+
+/// A peer with a small receive buffer that sends `requests` asks for `reply`-byte replies
+/// and never reads.
+async fn non_reading_peer(addr: SocketAddr, requests: u16, reply: usize) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut f = Framed::new(stream, PduCodec::default());
+    let body: &'static str = Box::leak(format!("big:{reply}").into_boxed_str());
+    for seq in 0..requests {
+        f.feed(all_users(seq, body)).await.unwrap();
+    }
+    SinkExt::<Pdu>::flush(&mut f).await.unwrap();
+    f.into_inner()
+}
+
+/// Waits until the handler has not been called for 300 ms; returns the calls so far.
+async fn settled_calls(srv: &Running) -> usize {
+    let mut last = srv.handler.calls.load(Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = srv.handler.calls.load(Ordering::SeqCst);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+const REPLY: usize = 100_000;
+const FRAME: u64 = REPLY as u64 + 16;
+
+/// A peer that asks for many large replies and never reads holds about its connection's
+/// reply limit: reading from it pauses (the handler is not called for the rest), and the
+/// bytes leave the count when the connection is closed. Without the limit it held up to
+/// ~130 replies (in-flight cap plus the writer's queue).
+#[tokio::test]
+async fn peer_that_does_not_read_holds_at_most_its_reply_limit() {
+    let limit = 1 << 20;
+    let srv = start(ServerConfig {
+        max_reply_bytes_per_connection: limit,
+        write_timeout: Duration::from_secs(60),
+        ..config()
+    })
+    .await;
+    let stuck = non_reading_peer(srv.addr, 1000, REPLY).await;
+    let calls = settled_calls(&srv).await;
+    // The peer's first requests were admitted before any reply showed their size: at most
+    // an eighth of the limit each, so these stay within it too.
+    let s = srv.stats.snapshot();
+    assert!(s.reads_paused >= 1, "{s:?}");
+    assert!(calls < 1000, "every request was read: {calls}");
+    assert!(
+        s.reply_bytes_queued <= limit as u64 + FRAME,
+        "queued {} bytes with a limit of {limit} (calls {calls})",
+        s.reply_bytes_queued
+    );
+    assert!(s.reply_bytes_queued >= limit as u64 - FRAME, "{s:?}");
+
+    // Others are still served while it is stuck.
+    let mut other = framed(srv.addr).await;
+    other.send(all_users(7, "ping")).await.unwrap();
+    assert_eq!(&next(&mut other).await.body[..], b"ping");
+
+    drop(stuck);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.stats.snapshot().reply_bytes_queued != 0 {
+        assert!(Instant::now() < deadline, "reply bytes of a closed peer still counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// With several non-reading peers the total limit pauses every connection once reached:
+/// the total settles within the limit plus what each connection had admitted (at most its
+/// own limit), far below what the peers asked for.
+#[tokio::test]
+async fn reply_bytes_of_all_connections_are_bounded_by_the_total() {
+    let (per_connection, total, peers) = (1 << 20, 1 << 20, 6u64);
+    let srv = start(ServerConfig {
+        max_reply_bytes_per_connection: per_connection,
+        max_reply_bytes_total: total,
+        write_timeout: Duration::from_secs(60),
+        ..config()
+    })
+    .await;
+    let mut stuck = Vec::new();
+    for _ in 0..peers {
+        stuck.push(non_reading_peer(srv.addr, 500, REPLY).await);
+    }
+    let calls = settled_calls(&srv).await;
+    let s = srv.stats.snapshot();
+    assert!(
+        s.reply_bytes_queued <= (total + per_connection) as u64 + peers * FRAME,
+        "queued {} bytes, total limit {total} (calls {calls})",
+        s.reply_bytes_queued
+    );
+    assert!(calls < (peers as usize) * 500 / 4, "calls {calls}");
+    drop(stuck);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.stats.snapshot().reply_bytes_queued != 0 {
+        assert!(Instant::now() < deadline, "reply bytes still counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Replies that are read do not stay counted, and a reading peer gets everything.
+#[tokio::test]
+async fn reply_bytes_drain_to_zero_for_a_reading_peer() {
+    let srv = start(config()).await;
+    let mut f = framed(srv.addr).await;
+    for seq in 0..200u16 {
+        f.feed(all_users(seq, "big:50000")).await.unwrap();
+    }
+    SinkExt::<Pdu>::flush(&mut f).await.unwrap();
+    for _ in 0..200 {
+        assert_eq!(next(&mut f).await.body.len(), 50_000);
+    }
+    let s = srv.stats.snapshot();
+    assert_eq!(s.reply_bytes_queued, 0, "{s:?}");
+    assert_eq!(s.requests_in_flight, 0, "{s:?}");
 }

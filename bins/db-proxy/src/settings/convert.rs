@@ -87,6 +87,8 @@ impl Settings {
             max_frame_len: l.max_frame_bytes,
             max_connections: l.max_connections,
             max_in_flight_per_connection: l.max_in_flight_per_connection,
+            max_reply_bytes_per_connection: l.max_reply_bytes_per_connection,
+            max_reply_bytes_total: l.max_reply_bytes_total,
             heartbeat_interval: l.heartbeat,
             idle_timeout: l.idle_timeout,
             shutdown_grace: l.shutdown_grace,

@@ -160,6 +160,12 @@ pub struct Limits {
     /// Requests processed concurrently per connection (more wait: backpressure).
     #[serde(deserialize_with = "check::positive")]
     pub max_in_flight_per_connection: usize,
+    /// Reply bytes one connection may hold undelivered before reading from it pauses.
+    #[serde(deserialize_with = "check::positive")]
+    pub max_reply_bytes_per_connection: usize,
+    /// Reply bytes all connections together may hold undelivered before reading pauses.
+    #[serde(deserialize_with = "check::positive")]
+    pub max_reply_bytes_total: usize,
     /// Send a heartbeat after this long without sending.
     #[serde(rename = "heartbeat_ms", with = "check::millis")]
     pub heartbeat: Duration,
@@ -313,6 +319,8 @@ impl Default for Limits {
             max_frame_bytes: t.max_frame_len,
             max_connections: t.max_connections,
             max_in_flight_per_connection: t.max_in_flight_per_connection,
+            max_reply_bytes_per_connection: t.max_reply_bytes_per_connection,
+            max_reply_bytes_total: t.max_reply_bytes_total,
             heartbeat: t.heartbeat_interval,
             idle_timeout: t.idle_timeout,
             shutdown_grace: t.shutdown_grace,

@@ -2,11 +2,12 @@
 //! SIGTERM send the exact 0x0702 stop notice and exit 0 within the grace.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use dbproxy_testkit::TestEnv;
+
+use crate::common::binary::Binary;
 
 /// docs/compatibility.md#byte-vectors: stop-receive notice.
 const STOP_NOTICE: [u8; 18] = [
@@ -28,14 +29,6 @@ fn validate_request() -> Vec<u8> {
         0xa2, 0x01, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00,
     ]);
     v
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn read_frame(s: &mut TcpStream) -> Vec<u8> {
@@ -61,52 +54,8 @@ async fn sigterm_sends_stop_notice_and_exits_zero() {
 /// Starts the binary with `threads`, checks one reply, sends SIGTERM, expects the stop
 /// notice on the open connection and a zero exit within the grace.
 fn answer_then_stop_on_sigterm(env: &TestEnv, threads: u32) {
-    let m = &env.config.master;
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("db-proxy.toml");
-    let mysql = |role: &str| {
-        format!(
-            "[mysql.{role}]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nsocket = \"{}\"\n",
-            m.host,
-            m.port,
-            m.database,
-            m.user,
-            m.password,
-            m.socket.clone().unwrap_or_default()
-        )
-    };
-    let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
-    let text = format!(
-        "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\n{}{}{}{}{}{}[limits]\nshutdown_grace_ms = 2000\n",
-        mysql("master"),
-        mysql("slave"),
-        redis("unread"),
-        redis("group_set"),
-        redis("token"),
-        redis("group_member"),
-    );
-    std::fs::write(&cfg, text).unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_db-proxy"))
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut stream = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("db-proxy (threads = {threads}) exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "db-proxy did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut proxy = Binary::start(env, threads, "shutdown_grace_ms = 2000");
+    let mut stream = TcpStream::connect(proxy.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -121,24 +70,12 @@ fn answer_then_stop_on_sigterm(env: &TestEnv, threads: u32) {
     );
     assert_eq!(&reply[12..14], &[0x00, 0x07], "seq echoed");
 
-    let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    proxy.signal("TERM");
     let notice = read_frame(&mut stream);
     assert_eq!(notice, STOP_NOTICE);
 
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if sent.elapsed() > Duration::from_secs(2 + 3) {
-            let _ = child.kill();
-            panic!("db-proxy (threads = {threads}) did not exit within the grace");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = proxy.wait_exit(Duration::from_secs(2 + 3)) else {
+        panic!("db-proxy (threads = {threads}) did not exit within the grace");
     };
     assert!(
         status.success(),

@@ -1,0 +1,130 @@
+//! The real db-proxy binary as a child process, configured by a TOML file written from a
+//! [`TestEnv`]: what operators run, for the tests of signals, memory and logs.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use dbproxy_testkit::{free_port, TestEnv};
+
+/// A running db-proxy process; killed when dropped.
+pub struct Binary {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts the binary on a free port against `env`'s database and Redis, with
+    /// `server.threads = threads` and `limits` (lines `key = value`) as its `[limits]`.
+    /// Waits until it accepts connections.
+    pub fn start(env: &TestEnv, threads: u32, limits: &str) -> Binary {
+        let m = &env.config.master;
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("db-proxy.toml");
+        let log = dir.path().join("db-proxy.log");
+        let mysql = |role: &str| {
+            format!(
+                "[mysql.{role}]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nsocket = \"{}\"\n",
+                m.host,
+                m.port,
+                m.database,
+                m.user,
+                m.password,
+                m.socket.clone().unwrap_or_default()
+            )
+        };
+        let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\n{}{}{}{}{}{}[limits]\n{limits}\n",
+            mysql("master"),
+            mysql("slave"),
+            redis("unread"),
+            redis("group_set"),
+            redis("token"),
+            redis("group_member"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_db-proxy"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("db-proxy exited early: {status}\n{text}");
+            }
+            assert!(Instant::now() < deadline, "db-proxy did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Binary {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, KiB (VmRSS of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `within` for the process to exit; `None` if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
