@@ -5,6 +5,7 @@
 mod common;
 mod raw;
 
+mod chaos;
 mod config;
 mod docs;
 mod e2e_bytes;

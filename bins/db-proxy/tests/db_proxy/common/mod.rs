@@ -100,30 +100,34 @@ impl TestServer {
 
     /// Creates an active user with password "123456" and the given salt; returns its id.
     pub async fn user(&self, name: &str) -> u32 {
-        let salt = format!("{}", name.len() * 7 % 10000);
-        self.env
-            .store
-            .users()
-            .insert(
-                &NewUser {
-                    name: name.into(),
-                    nick: format!("{name}-nick"),
-                    domain: name.into(),
-                    password: password_hash("123456", &salt),
-                    salt,
-                    sex: 1,
-                    phone: "13800000000".into(),
-                    email: format!("{name}@example.com"),
-                    avatar: String::new(),
-                    depart_id: 1,
-                    status: 0,
-                    sign_info: String::new(),
-                },
-                1000,
-            )
-            .await
-            .expect("insert user")
+        insert_user(&self.env, name).await
     }
+}
+
+/// Creates an active user `name` with password "123456" in `env`'s database; returns its id.
+pub async fn insert_user(env: &TestEnv, name: &str) -> u32 {
+    let salt = format!("{}", name.len() * 7 % 10000);
+    env.store
+        .users()
+        .insert(
+            &NewUser {
+                name: name.into(),
+                nick: format!("{name}-nick"),
+                domain: name.into(),
+                password: password_hash("123456", &salt),
+                salt,
+                sex: 1,
+                phone: "13800000000".into(),
+                email: format!("{name}@example.com"),
+                avatar: String::new(),
+                depart_id: 1,
+                status: 0,
+                sign_info: String::new(),
+            },
+            1000,
+        )
+        .await
+        .expect("insert user")
 }
 
 /// Sends `req` as `cid` and decodes the reply as `R` (panics on timeout / no reply).
