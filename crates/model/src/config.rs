@@ -133,6 +133,11 @@ pub struct Timeouts {
     /// msfs download (whole request); the original used 2 s.
     #[serde(with = "millis")]
     pub msfs_download: Duration,
+    /// How long a message write whose outcome is unknown (its COMMIT cut off by a timeout or
+    /// a broken connection) keeps asking the master whether it was stored before the caller
+    /// gets the failure reply. The answer is exact once the master answers.
+    #[serde(with = "millis")]
+    pub outcome_check: Duration,
 }
 
 impl Default for Timeouts {
@@ -145,6 +150,7 @@ impl Default for Timeouts {
             pool_verify_idle: Duration::from_secs(5),
             msfs_upload: Duration::from_secs(5),
             msfs_download: Duration::from_secs(2),
+            outcome_check: Duration::from_secs(30),
         }
     }
 }

@@ -50,7 +50,10 @@ impl PrivateMariadb {
                 return db;
             }
         }
-        panic!("private mariadbd did not start (log: {})", db.log().display());
+        panic!(
+            "private mariadbd did not start (log: {})",
+            db.log().display()
+        );
     }
 
     /// Admin URL (root, no password, TCP).

@@ -605,7 +605,10 @@ async fn peer_that_does_not_read_holds_at_most_its_reply_limit() {
     drop(stuck);
     let deadline = Instant::now() + Duration::from_secs(5);
     while srv.stats.snapshot().reply_bytes_queued != 0 {
-        assert!(Instant::now() < deadline, "reply bytes of a closed peer still counted");
+        assert!(
+            Instant::now() < deadline,
+            "reply bytes of a closed peer still counted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -52,6 +52,7 @@ impl Settings {
                 msfs_upload: l.msfs_timeout,
                 msfs_download: l.msfs_timeout,
                 pool_verify_idle: l.mysql_verify_idle,
+                outcome_check: l.mysql_outcome_check,
             },
             batch: dbproxy_model::Batching {
                 max_batch: l.batch_max,

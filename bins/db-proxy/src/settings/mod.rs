@@ -181,6 +181,9 @@ pub struct Limits {
     /// Wait for a pooled MySQL connection.
     #[serde(rename = "mysql_pool_wait_ms", with = "check::millis")]
     pub mysql_pool_wait: Duration,
+    /// How long a message write with an unknown outcome keeps asking whether it was stored.
+    #[serde(rename = "mysql_outcome_check_ms", with = "check::millis")]
+    pub mysql_outcome_check: Duration,
     /// One Redis command.
     #[serde(rename = "redis_timeout_ms", with = "check::millis")]
     pub redis_timeout: Duration,
@@ -326,6 +329,7 @@ impl Default for Limits {
             shutdown_grace: t.shutdown_grace,
             mysql_timeout: m.timeouts.statement,
             mysql_pool_wait: m.timeouts.pool_wait,
+            mysql_outcome_check: m.timeouts.outcome_check,
             redis_timeout: m.timeouts.redis_command,
             msfs_timeout: m.timeouts.msfs_upload,
             connect_timeout: m.timeouts.connect,

@@ -4,6 +4,7 @@
 //! `IMRecentSession.updated` and `IMGroup.lastChated` bumped in the same transaction as the
 //! insert; Redis (`unread` instance): counters `msg_id_<relateId>` and `group_msg_id_<G>`.
 
+use crate::db::shard::shard_of;
 use crate::db::Db;
 use crate::error::Result;
 use crate::repo::message as repo;
@@ -95,7 +96,9 @@ impl Messages<'_> {
     /// Store a group message, set `IMGroup.lastChated = now` of the group and bump the given
     /// session ids to `session_time`, in ONE master transaction (retried on deadlock / lock
     /// wait timeout like [`Self::store_single`]).
-    /// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`.
+    /// Writes `IMGroupMessage_<group_id % 8>`, `IMGroup`, `IMRecentSession`. When the
+    /// COMMIT was cut off, the master is asked (for up to `Timeouts::outcome_check`) whether
+    /// the message was stored, so `Ok` and `Err` are exact whenever it answers.
     pub async fn store_group(
         &self,
         m: &NewGroupMessage<'_>,
@@ -103,14 +106,33 @@ impl Messages<'_> {
         sessions: &[u32],
         session_time: u32,
     ) -> Result<()> {
-        repo::store_group(
+        let stored = repo::store_group(
             &mut self.store.db(Db::Master),
             m,
             now,
             sessions,
             session_time,
         )
-        .await
+        .await;
+        match stored {
+            // The COMMIT may have reached the server: ask the master rather than guess.
+            Err(e) if repo::outcome_unknown(&e) => {
+                let sql = repo::STORED_GROUP[shard_of(m.group_id)];
+                let within = self.store.timeouts().outcome_check;
+                match repo::settle(self.store.pools(), sql, m.group_id, m.msg_id, within).await {
+                    Some(true) => {
+                        tracing::info!(error = %e, "group message was committed after all");
+                        Ok(())
+                    }
+                    Some(false) => Err(e),
+                    None => {
+                        tracing::error!(error = %e, ?within, "group message outcome unknown");
+                        Err(e)
+                    }
+                }
+            }
+            other => other,
+        }
     }
 
     /// Message list of a pair: status 0, `msgId <= begin` when begin ≠ 0, newest first

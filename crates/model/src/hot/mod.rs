@@ -93,7 +93,13 @@ impl HotPaths {
                 relation_ids.clone(),
                 timings,
             ),
-            store_single: store_single::coalescer(pools.clone(), unread.clone(), writes, timings),
+            store_single: store_single::coalescer(
+                pools.clone(),
+                unread.clone(),
+                writes,
+                timings,
+                cfg.timeouts.outcome_check,
+            ),
             groups_of_user: groups_of_user::coalescer(pools.clone(), slave_reads.clone(), timings),
             newest: newest::coalescer(
                 pools.clone(),

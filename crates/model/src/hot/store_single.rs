@@ -1,7 +1,9 @@
 //! The coalesced message write: the single messages of concurrent sends get their ids from
 //! one EVAL, are stored in one master transaction and counted as unread by one EVAL.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use diesel::mysql::Mysql;
 use diesel::sql_types::{Binary, Integer, TinyInt, Unsigned};
@@ -16,7 +18,9 @@ use crate::error::{Error, MysqlResultExt, Result};
 use crate::redis::keys::{single_counter_key, single_unread_key};
 use crate::redis::scripts::{HINCR_MANY, INCR_MANY_IF_EXIST};
 use crate::redis::{Cache, ScriptValue};
-use crate::repo::message::{allocate_single, msg_id_in_range, OutgoingSingle, Sent};
+use crate::repo::message::{
+    allocate_single, msg_id_in_range, outcome_unknown, settle, OutgoingSingle, Sent, STORED_SINGLE,
+};
 use crate::repo::session;
 
 /// A single message queued for the write coalescer (see [`coalescer`]).
@@ -80,11 +84,16 @@ fn insert_single_sql(shard: usize, n: usize) -> String {
 /// one EVAL after the commit. The transaction is retried on a lock conflict; if it still
 /// fails, each message is stored alone, so one bad row only fails its own request. Every
 /// caller is answered only after its row is committed.
+///
+/// A batch whose outcome is unknown (its COMMIT cut off) is settled by asking the master for
+/// up to `outcome_check` ([`settle`]); unread increments that Redis did not take are kept
+/// and applied when it answers again ([`PendingUnread`]).
 pub(crate) fn coalescer(
     pools: Pools,
     unread: Cache,
     shape: Shape,
     timings: &Timings,
+    outcome_check: Duration,
 ) -> Coalescer<OwnedSingle, Sent> {
     let stages = Arc::new([
         timings.stage("store_single: ids"),
@@ -100,9 +109,12 @@ pub(crate) fn coalescer(
             })
             .collect(),
     );
+    let pending = Arc::new(PendingUnread::default());
+    tokio::spawn(repair_unread(Arc::downgrade(&pending), unread.clone()));
     let run = move |jobs: Vec<OwnedSingle>, mut held: Held| {
         let pools = pools.clone();
         let unread = unread.clone();
+        let pending = pending.clone();
         let texts = texts.clone();
         let stages = stages.clone();
         async move {
@@ -128,7 +140,10 @@ pub(crate) fn coalescer(
                 }
             }
             let stored = store_stage
-                .time(ready.len(), store_batch(&pools, &texts, &ready))
+                .time(
+                    ready.len(),
+                    store_batch(&pools, &texts, &ready, outcome_check),
+                )
                 .await;
             // MySQL is done: the next batch may start while this one counts in Redis.
             held.release();
@@ -140,8 +155,9 @@ pub(crate) fn coalescer(
                 .map(|((job, _), _)| job)
                 .collect();
             if !counted.is_empty() {
+                let increments = counted.iter().map(|j| ((j.to_id, j.from_id), 1));
                 count_stage
-                    .time(counted.len(), count_unread(&unread, &counted))
+                    .time(counted.len(), pending.apply(&unread, increments))
                     .await;
             }
             for ((job, i), result) in ready.iter().zip(ready_at).zip(stored) {
@@ -208,6 +224,7 @@ async fn store_batch(
     pools: &Pools,
     texts: &[Vec<String>],
     jobs: &[OwnedSingle],
+    outcome_check: Duration,
 ) -> Vec<Result<()>> {
     let n = jobs.len();
     if n == 0 {
@@ -221,9 +238,35 @@ async fn store_batch(
         .await;
     match together {
         Ok(()) => (0..n).map(|_| Ok(())).collect(),
-        // Unknown outcome (the COMMIT or the whole unit may have reached the server):
-        // storing the messages again could duplicate them, so every caller gets the error.
-        // Likewise for a lone message.
+        // Unknown outcome (the COMMIT may have reached the server): storing the messages
+        // again could duplicate them; the master is asked instead.
+        Err(e) if outcome_unknown(&e) => {
+            let first = &jobs[0];
+            let settled = match first.msg_id {
+                Some(msg_id) => {
+                    let sql = STORED_SINGLE[shard_of(first.relate_id)];
+                    settle(pools, sql, first.relate_id, msg_id, outcome_check).await
+                }
+                None => None,
+            };
+            match settled {
+                Some(true) => {
+                    tracing::info!(error = %e, n, "message batch was committed after all");
+                    (0..n).map(|_| Ok(())).collect()
+                }
+                Some(false) => fan_out(n, Err(e)),
+                None => {
+                    tracing::error!(
+                        error = %e,
+                        n,
+                        within = ?outcome_check,
+                        "message batch outcome unknown: the master did not answer"
+                    );
+                    fan_out(n, Err(e))
+                }
+            }
+        }
+        // A lone message, or no connection at all: storing again would only fail again.
         Err(e) if n == 1 || !rolled_back(&e) => fan_out(n, Err(e)),
         Err(e) => {
             tracing::warn!(error = %e, n, "message batch failed; storing one by one");
@@ -244,17 +287,98 @@ async fn store_batch(
     }
 }
 
-/// After the commit: HINCRBY `unread_<to>` `<from>` 1 for every stored send (at least
-/// one), in one EVAL. A failure is logged, not returned: the messages are durable by then.
-async fn count_unread(cache: &Cache, sent: &[&OwnedSingle]) {
-    let (keys, fields): (Vec<String>, Vec<String>) = sent
-        .iter()
-        .map(|j| (single_unread_key(j.to_id), j.from_id.to_string()))
-        .unzip();
-    if let Err(error) = cache.eval(&HINCR_MANY, &keys, &fields).await {
-        // Logged also while Redis is known to be down: these counters are now behind their
-        // messages (committed before Redis went away), and the log says which ones.
-        tracing::error!(%error, n = keys.len(), "unread counters not incremented");
+/// Most (to, from) pairs kept for a later increment while Redis does not answer; beyond
+/// it, increments are dropped (and logged): the counters then stay behind their messages.
+const PENDING_MAX: usize = 100_000;
+
+/// How often kept increments are retried while no send comes to carry them.
+const REPAIR_EVERY: Duration = Duration::from_millis(500);
+
+/// Unread increments of committed messages that Redis did not take (it was down or timed
+/// out): (to, from) -> count. They are applied with the next batch's increments or by
+/// [`repair_unread`], so counters catch up with their messages once Redis answers. Kept
+/// in this process only: a restart while Redis is down loses them
+/// (docs/compatibility.md#unread-counters-while-redis-is-away).
+#[derive(Default)]
+struct PendingUnread {
+    counts: Mutex<HashMap<(u32, u32), u64>>,
+}
+
+impl PendingUnread {
+    /// HINCRBY `unread_<to>` `<from>` n for `increments` and everything kept, in one EVAL;
+    /// what Redis does not take is kept again. A failure is logged, not returned: the
+    /// messages are durable by then.
+    async fn apply(&self, cache: &Cache, increments: impl IntoIterator<Item = ((u32, u32), u64)>) {
+        let mut all = self.take();
+        for (pair, n) in increments {
+            *all.entry(pair).or_default() += n;
+        }
+        if all.is_empty() {
+            return;
+        }
+        let mut keys = Vec::with_capacity(all.len());
+        let mut args = Vec::with_capacity(all.len() * 2);
+        for (&(to, from), &n) in &all {
+            keys.push(single_unread_key(to));
+            args.push(from.to_string());
+            args.push(n.to_string());
+        }
+        if let Err(error) = cache.eval(&HINCR_MANY, &keys, &args).await {
+            let kept = self.keep(all);
+            tracing::warn!(%error, kept, "unread counters not incremented yet; kept for a retry");
+        }
+    }
+
+    fn take(&self) -> HashMap<(u32, u32), u64> {
+        self.counts
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.lock().map(|m| m.is_empty()).unwrap_or(true)
+    }
+
+    /// Keeps `failed` for the next attempt, up to [`PENDING_MAX`] pairs; returns how many
+    /// pairs are kept now.
+    fn keep(&self, failed: HashMap<(u32, u32), u64>) -> usize {
+        let Ok(mut kept) = self.counts.lock() else {
+            return 0;
+        };
+        let mut dropped = 0u64;
+        for (pair, n) in failed {
+            if kept.len() < PENDING_MAX || kept.contains_key(&pair) {
+                *kept.entry(pair).or_default() += n;
+            } else {
+                dropped += n;
+            }
+        }
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                max = PENDING_MAX,
+                "unread increments dropped: too many kept"
+            );
+        }
+        kept.len()
+    }
+}
+
+/// Retries kept increments every [`REPAIR_EVERY`] until the coalescer (and so `pending`)
+/// is gone.
+async fn repair_unread(pending: Weak<PendingUnread>, cache: Cache) {
+    loop {
+        tokio::time::sleep(REPAIR_EVERY).await;
+        let Some(pending) = pending.upgrade() else {
+            return;
+        };
+        if !pending.is_empty() {
+            pending.apply(&cache, []).await;
+            if pending.is_empty() {
+                tracing::info!("kept unread increments applied");
+            }
+        }
     }
 }
 

@@ -65,10 +65,11 @@ pub(crate) static INCR_MANY_IF_EXIST: Script = Script::new(
      return out",
 );
 
-/// HINCRBY KEYS[i] ARGV[i] 1 for every i: the unread counters of a batch of messages.
+/// HINCRBY KEYS[i] ARGV[2i-1] ARGV[2i] for every i: the unread counters of a batch of
+/// messages (field, then how many).
 pub(crate) static HINCR_MANY: Script = Script::new(
     "unread hincr_many",
-    "for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[i], 1) end \
+    "for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[2 * i - 1], ARGV[2 * i]) end \
      return #KEYS",
 );
 

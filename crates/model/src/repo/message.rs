@@ -16,7 +16,9 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::shard::{shard_of, shard_sql};
 use crate::db::sql::{col, CacheExt};
-use crate::db::DbPool;
+use std::time::Duration;
+
+use crate::db::{Db, DbPool, Pools};
 use crate::error::{Error, MysqlResultExt, Result};
 use crate::redis::keys::{group_counter_key, single_counter_key};
 use crate::redis::scripts::{INCR_IF_EXISTS, SEED_AND_INCR};
@@ -302,6 +304,82 @@ pub(crate) async fn allocate_group(
 
 // ---------------------------------------------------------------------------------------
 // Storage
+
+/// Whether a failed message transaction may have committed: its COMMIT failed or was cut
+/// off, or the whole unit timed out (the COMMIT may have been sent).
+pub(crate) fn outcome_unknown(e: &Error) -> bool {
+    matches!(e.inner(), Error::Commit { .. } | Error::Timeout { .. })
+}
+
+/// Whether row (relateId, msgId) of a 1:1 shard exists, waiting for a transaction that
+/// holds it; bind the relation id, then the msgId.
+pub(crate) const STORED_SINGLE: [&str; 8] = shard_sql!(
+    IMMessage,
+    "SELECT COUNT(*) AS n FROM ",
+    " WHERE relateId = ? AND msgId = ? LOCK IN SHARE MODE"
+);
+
+/// [`STORED_SINGLE`] for group shards: bind the group id, then the msgId.
+pub(crate) const STORED_GROUP: [&str; 8] = shard_sql!(
+    IMGroupMessage,
+    "SELECT COUNT(*) AS n FROM ",
+    " WHERE groupId = ? AND msgId = ? LOCK IN SHARE MODE"
+);
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Whether the message transaction that wrote row (`owner`, `msg_id`) was committed
+/// (docs/compatibility.md#a-message-whose-commit-was-cut-off), asked on the master by `sql`
+/// ([`STORED_SINGLE`] or the group one) until it answers or `within` passes (`None`). The
+/// read locks the row: while that transaction is still open on the server (its COMMIT on
+/// the way), the read waits for it, so the answer is final, not a snapshot. A transaction
+/// is all or nothing, so one of its rows tells for all.
+pub(crate) async fn settle(
+    pools: &Pools,
+    sql: &'static str,
+    owner: u32,
+    msg_id: u32,
+    within: Duration,
+) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let asked = pools
+            .on(Db::Master)
+            .run(async |c| {
+                // A lock wait shorter than the unit's timeout: a wait that ends in a lock
+                // error is asked again, instead of a timed-out unit that discards the
+                // connection (and counts against the breaker).
+                diesel::sql_query("SET SESSION innodb_lock_wait_timeout = 1")
+                    .execute(c)
+                    .await
+                    .ctx("lock wait for the outcome check")?;
+                let asked = diesel::sql_query(sql)
+                    .bind::<Unsigned<Integer>, _>(owner)
+                    .bind::<Unsigned<Integer>, _>(msg_id)
+                    .get_result::<Count>(c)
+                    .await
+                    .ctx("message stored?");
+                diesel::sql_query("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+                    .execute(c)
+                    .await
+                    .ctx("lock wait back to the server's")?;
+                asked
+            })
+            .await;
+        match asked {
+            Ok(count) => return Some(count.n > 0),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                tracing::debug!(error = %e, "outcome check gave up");
+                return None;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
 
 const INSERT_GROUP: [&str; 8] = shard_sql!(
     IMGroupMessage,

@@ -668,3 +668,134 @@ async fn newest_of_many_relations_matches_the_single_reads() {
     }
     env.cleanup().await;
 }
+
+/// Unread increments Redis refuses after the messages are committed are kept and applied
+/// once Redis takes them again: here `unread_<to>` is made a string (HINCRBY fails with
+/// WRONGTYPE) for three sends, then removed; the counter catches up with all three without
+/// a further send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_increments_redis_refused_are_applied_when_it_takes_them() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let (a, b) = (11u32, 12u32);
+    let rel = s.relations().get_or_create(a, b).await.unwrap().unwrap();
+    let sa = s.sessions().add(a, b, session::SINGLE).await.unwrap();
+    let sb = s.sessions().add(b, a, session::SINGLE).await.unwrap();
+    let unread_key = dbproxy_model::keys::single_unread_key(b);
+    s.unread().set(&unread_key, "not a hash").await.unwrap();
+    for n in 0..3u32 {
+        let m = OutgoingSingle {
+            relate_id: rel,
+            from_id: a,
+            to_id: b,
+            content: b"while the counter is broken",
+            kind: 1,
+            created: 1_700_000_000 + n,
+        };
+        match s.messages().send_single(&m, &[sa, sb], 1_700_000_100).await {
+            Ok(Sent::Stored(id)) => assert_eq!(id, n + 1),
+            other => panic!("send {n}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.unread().get(&unread_key).await.unwrap().as_deref(),
+        Some("not a hash"),
+        "the increments were refused"
+    );
+    s.unread().del(&[unread_key.as_str()]).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = s.unread().hget(&unread_key, &a.to_string()).await.unwrap();
+        if got.as_deref() == Some("3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kept increments not applied: {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Applied once: nothing is left to add again.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let got = s.unread().hget(&unread_key, &a.to_string()).await.unwrap();
+    assert_eq!(got.as_deref(), Some("3"));
+    env.cleanup().await;
+}
+
+/// A send whose unit of work times out before its COMMIT (the session UPDATE waits for a
+/// row another transaction holds) has an unknown outcome for the model: it asks the master
+/// (a locking read of the row), and the answer matches what the table holds. The case of a
+/// COMMIT that went through after the timeout is the chaos suite's (MariaDB frozen mid-load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_its_timeout_is_answered_by_what_the_master_holds() {
+    let env = TestEnv::with_config(|c| {
+        c.timeouts.statement = std::time::Duration::from_millis(400);
+        c.timeouts.outcome_check = std::time::Duration::from_secs(20);
+    })
+    .await;
+    let s = &env.store;
+    let (a, b) = (21u32, 22u32);
+    let rel = s.relations().get_or_create(a, b).await.unwrap().unwrap();
+    let sa = s.sessions().add(a, b, session::SINGLE).await.unwrap();
+    let sb = s.sessions().add(b, a, session::SINGLE).await.unwrap();
+
+    // Another client holds the session row for 1.5 s.
+    let url = format!(
+        "{}/{}",
+        env.admin_url().split('?').next().unwrap(),
+        env.db_name
+    );
+    let url = if env.admin_url().contains('?') {
+        format!("{url}?{}", env.admin_url().split('?').nth(1).unwrap())
+    } else {
+        url
+    };
+    let mut blocker =
+        <diesel_async::AsyncMysqlConnection as diesel_async::AsyncConnection>::establish(&url)
+            .await
+            .unwrap();
+    diesel::sql_query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    diesel::sql_query("SELECT id FROM IMRecentSession WHERE id = ? FOR UPDATE")
+        .bind::<Unsigned<Integer>, _>(sa)
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        diesel::sql_query("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        blocker
+    });
+
+    let started = std::time::Instant::now();
+    let m = OutgoingSingle {
+        relate_id: rel,
+        from_id: a,
+        to_id: b,
+        content: b"cut off",
+        kind: 1,
+        created: 1_700_000_000,
+    };
+    let sent = s.messages().send_single(&m, &[sa, sb], 1_700_000_100).await;
+    let took = started.elapsed();
+    let _blocker = release.await.unwrap();
+    let stored = s.messages().list_single(rel, 0, 10).await.unwrap();
+    match sent {
+        Ok(Sent::Stored(id)) => {
+            assert_eq!(stored.len(), 1, "answered stored: the row is there");
+            assert_eq!(stored[0].msg_id, id);
+        }
+        Ok(Sent::NotStored { .. }) | Err(_) => {
+            assert!(stored.is_empty(), "answered not stored, yet {stored:?}");
+        }
+    }
+    // The unit timed out (0.4 s) while the row was held; the answer still had to come
+    // from the master, not from the timeout alone.
+    assert!(took >= std::time::Duration::from_millis(400), "{took:?}");
+    env.cleanup().await;
+}
