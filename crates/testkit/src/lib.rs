@@ -344,6 +344,47 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Every stored 1:1 message (all eight shards) as (relateId, msgId, content), read on
+    /// the master behind the model's back; panics on failure.
+    pub async fn single_messages(&self) -> Vec<(u32, u32, Vec<u8>)> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::Integer>)]
+            #[diesel(column_name = "relateId")]
+            relate_id: u32,
+            #[diesel(sql_type = diesel::sql_types::Unsigned<diesel::sql_types::Integer>)]
+            #[diesel(column_name = "msgId")]
+            msg_id: u32,
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            content: Vec<u8>,
+        }
+        const SHARDS: [&str; 8] = [
+            "SELECT relateId, msgId, content FROM IMMessage_0",
+            "SELECT relateId, msgId, content FROM IMMessage_1",
+            "SELECT relateId, msgId, content FROM IMMessage_2",
+            "SELECT relateId, msgId, content FROM IMMessage_3",
+            "SELECT relateId, msgId, content FROM IMMessage_4",
+            "SELECT relateId, msgId, content FROM IMMessage_5",
+            "SELECT relateId, msgId, content FROM IMMessage_6",
+            "SELECT relateId, msgId, content FROM IMMessage_7",
+        ];
+        let mut out = Vec::new();
+        for sql in SHARDS {
+            let rows: Vec<Row> = self
+                .store
+                .master(async |c| {
+                    diesel::sql_query(sql)
+                        .load(c)
+                        .await
+                        .map_err(|e| dbproxy_model::Error::mysql(sql, e))
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            out.extend(rows.into_iter().map(|r| (r.relate_id, r.msg_id, r.content)));
+        }
+        out
+    }
+
     /// Admin URL used (root / socket).
     pub fn admin_url(&self) -> &str {
         &self.admin_url

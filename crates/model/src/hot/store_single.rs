@@ -294,8 +294,8 @@ const PENDING_MAX: usize = 100_000;
 /// How often kept increments are retried while no send comes to carry them.
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 
-/// Unread increments of committed messages that Redis did not take (it was down or timed
-/// out): (to, from) -> count. They are applied with the next batch's increments or by
+/// Unread increments of committed messages that Redis certainly did not apply (its breaker
+/// was open, or it refused the script before any increment): (to, from) -> count. They are applied with the next batch's increments or by
 /// [`repair_unread`], so counters catch up with their messages once Redis answers. Kept
 /// in this process only: a restart while Redis is down loses them
 /// (docs/compatibility.md#unread-counters-while-redis-is-away).
@@ -323,9 +323,18 @@ impl PendingUnread {
             args.push(from.to_string());
             args.push(n.to_string());
         }
-        if let Err(error) = cache.eval(&HINCR_MANY, &keys, &args).await {
-            let kept = self.keep(all);
-            tracing::warn!(%error, kept, "unread counters not incremented yet; kept for a retry");
+        match cache.eval(&HINCR_MANY, &keys, &args).await {
+            Ok(_) => {}
+            // Sent but not answered: Redis may still apply it (a stall) or has lost it with
+            // its data (a crash); applying it again could count twice.
+            Err(error) if error.is_redis_outage() => {
+                tracing::error!(%error, n = all.len(), "unread counters: increments may be lost");
+            }
+            // Not applied (the breaker refused, or the script's type check failed first).
+            Err(error) => {
+                let kept = self.keep(all);
+                tracing::warn!(%error, kept, "unread counters not incremented yet; kept for a retry");
+            }
         }
     }
 

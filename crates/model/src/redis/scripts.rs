@@ -66,10 +66,15 @@ pub(crate) static INCR_MANY_IF_EXIST: Script = Script::new(
 );
 
 /// HINCRBY KEYS[i] ARGV[2i-1] ARGV[2i] for every i: the unread counters of a batch of
-/// messages (field, then how many).
+/// messages (field, then how many). A key that is not a hash fails the script before any
+/// increment, so an error reply means nothing was applied (the caller may keep them).
 pub(crate) static HINCR_MANY: Script = Script::new(
     "unread hincr_many",
-    "for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[2 * i - 1], ARGV[2 * i]) end \
+    "for _, k in ipairs(KEYS) do \
+       local t = redis.call('TYPE', k).ok \
+       if t ~= 'hash' and t ~= 'none' then return redis.error_reply('WRONGTYPE ' .. k) end \
+     end \
+     for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[2 * i - 1], ARGV[2 * i]) end \
      return #KEYS",
 );
 

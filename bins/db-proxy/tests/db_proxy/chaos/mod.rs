@@ -3,7 +3,7 @@
 //! check with its numbers asserted. `DBPROXY_CHAOS=long` (or `cargo xtask chaos`) runs the
 //! long variants; the normal suite runs the short ones.
 
-#![allow(dead_code)] // shared by the chaos modules, each using a part
+mod engines;
 
 use std::time::Duration;
 
