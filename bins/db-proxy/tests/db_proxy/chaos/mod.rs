@@ -4,6 +4,8 @@
 //! long variants; the normal suite runs the short ones.
 
 mod engines;
+mod memory;
+mod signals;
 
 use std::time::Duration;
 
