@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask db-setup | seed | serve | test | demo | bench`.
+//! Developer tasks: `cargo xtask db-setup | seed | serve | test | chaos | demo | bench`.
 //! One module per subcommand; shared helpers in `common`.
 
 mod bench;
@@ -30,6 +30,8 @@ enum Cmd {
     Serve(db_setup::Args),
     /// Prepare a test admin account, then run tests, clippy -D warnings and fmt --check.
     Test,
+    /// The chaos suite's long variants (more peers, longer outages), one test at a time.
+    Chaos,
     /// Start db-proxy in-process and show a login, a message, a list and unread counts.
     Demo(db_setup::Args),
     /// Pipelined load generator (issue 5): starts db-proxy on a fresh bench database unless --addr.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
             Cmd::Seed => seed::run().await,
             Cmd::Serve(a) => serve::run(&a).await,
             Cmd::Test => test::run().await,
+            Cmd::Chaos => test::chaos().await,
             Cmd::Demo(a) => demo::run(&a).await,
             Cmd::Bench(a) => bench::run(&a).await,
         }

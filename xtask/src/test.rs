@@ -42,13 +42,41 @@ async fn test_admin_url() -> Result<String> {
 }
 
 fn cargo(args: &[&str], url: &str) -> Result<bool> {
+    cargo_with(args, url, &[])
+}
+
+fn cargo_with(args: &[&str], url: &str, env: &[(&str, &str)]) -> Result<bool> {
     println!("test: cargo {}", args.join(" "));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(common::root())
         .args(args)
         .env("DBPROXY_TEST_MYSQL_URL", url)
+        .envs(env.iter().copied())
         .status()?;
     Ok(status.success())
+}
+
+/// The chaos suite's long variants (`DBPROXY_CHAOS=long`), one test at a time so that
+/// their memory and latency figures are their own.
+pub async fn chaos() -> Result<ExitCode> {
+    let url = test_admin_url().await?;
+    let args = [
+        "test",
+        "-p",
+        "db-proxy",
+        "--test",
+        "db_proxy",
+        "chaos::",
+        "--",
+        "--test-threads",
+        "1",
+        "--nocapture",
+    ];
+    let ok = tokio::task::spawn_blocking(move || {
+        cargo_with(&args, &url, &[("DBPROXY_CHAOS", "long")])
+    })
+    .await??;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 pub async fn run() -> Result<ExitCode> {
