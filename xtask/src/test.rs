@@ -72,11 +72,14 @@ pub async fn chaos() -> Result<ExitCode> {
         "1",
         "--nocapture",
     ];
-    let ok = tokio::task::spawn_blocking(move || {
-        cargo_with(&args, &url, &[("DBPROXY_CHAOS", "long")])
+    let ok =
+        tokio::task::spawn_blocking(move || cargo_with(&args, &url, &[("DBPROXY_CHAOS", "long")]))
+            .await??;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
-    .await??;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 pub async fn run() -> Result<ExitCode> {

@@ -18,6 +18,7 @@ pub use mariadb::PrivateMariadb;
 pub use msfs::FakeMsfs;
 pub use relay::TcpRelay;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -149,6 +150,15 @@ pub(crate) fn signal(pid: Option<u32>, sig: &str) {
             .arg(pid.to_string())
             .status();
     }
+}
+
+/// `name` as an identifier to paste between backquotes: only ASCII letters, digits and `_`.
+fn ident(name: &str) -> &str {
+    assert!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "not a plain identifier: {name:?}"
+    );
+    name
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; a later bind may still lose a race).
@@ -383,6 +393,144 @@ impl TestEnv {
             out.extend(rows.into_iter().map(|r| (r.relate_id, r.msg_id, r.content)));
         }
         out
+    }
+
+    /// An admin connection with the test database selected (for statements built at run
+    /// time, which the store's fixed-statement helpers do not take).
+    async fn admin_on_db(&self) -> AsyncMysqlConnection {
+        let (mut conn, _) = admin_connect(Some(self.admin_url.clone())).await;
+        diesel::sql_query(format!("USE `{}`", self.db_name))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("use {}: {e}", self.db_name));
+        conn
+    }
+
+    /// The tables of the test database (SHOW TABLES), sorted.
+    pub async fn tables(&self) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = Text)]
+            #[diesel(column_name = "TABLE_NAME")]
+            name: String,
+        }
+        let mut conn = self.admin_on_db().await;
+        let sql = "SELECT TABLE_NAME FROM information_schema.TABLES \
+                   WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME";
+        let rows: Vec<Name> = diesel::sql_query(sql)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| r.name).collect()
+    }
+
+    /// The `n` column (a BIGINT) of every row a statement built at run time returns, read
+    /// over an admin connection on the test database; panics on failure.
+    pub async fn query_i64s(&self, sql: &str) -> Vec<i64> {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.admin_on_db().await;
+        let rows: Vec<N> = diesel::sql_query(sql)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| r.n).collect()
+    }
+
+    /// `CHECKSUM TABLE` of every table of the test database, by name (0 for an empty
+    /// table). Panics when a table has no checksum (it went missing).
+    pub async fn checksums(&self) -> BTreeMap<String, u64> {
+        #[derive(QueryableByName)]
+        struct Sum {
+            #[diesel(sql_type = Text)]
+            #[diesel(column_name = "Table")]
+            table: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Unsigned<diesel::sql_types::BigInt>>)]
+            #[diesel(column_name = "Checksum")]
+            checksum: Option<u64>,
+        }
+        let tables = self.tables().await;
+        let mut conn = self.admin_on_db().await;
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let sql = format!("CHECKSUM TABLE `{}`", ident(&t));
+            let row: Sum = diesel::sql_query(&sql)
+                .get_result(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let sum = row
+                .checksum
+                .unwrap_or_else(|| panic!("{sql}: no checksum for {}", row.table));
+            out.insert(t, sum);
+        }
+        out
+    }
+
+    /// `SELECT COUNT(*)` of every table of the test database, by name.
+    pub async fn row_counts(&self) -> BTreeMap<String, i64> {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let tables = self.tables().await;
+        let mut conn = self.admin_on_db().await;
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let sql = format!("SELECT COUNT(*) AS n FROM `{}`", ident(&t));
+            let row: Count = diesel::sql_query(&sql)
+                .get_result(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            out.insert(t, row.n);
+        }
+        out
+    }
+
+    /// One digest per row of `table` (which must have an integer `id`): id → MD5 over the
+    /// hex of every column in order (NULL distinct from every value). Tells which rows a
+    /// test changed, added or removed where `CHECKSUM TABLE` only tells that one did.
+    pub async fn row_digests(&self, table: &str) -> BTreeMap<i64, String> {
+        #[derive(QueryableByName)]
+        struct Column {
+            #[diesel(sql_type = Text)]
+            #[diesel(column_name = "COLUMN_NAME")]
+            name: String,
+        }
+        #[derive(QueryableByName)]
+        struct Digest {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+            #[diesel(sql_type = Text)]
+            d: String,
+        }
+        let table = ident(table);
+        let mut conn = self.admin_on_db().await;
+        let sql = format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+        );
+        let columns: Vec<Column> = diesel::sql_query(&sql)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(!columns.is_empty(), "table {table} has no columns");
+        let parts: Vec<String> = columns
+            .iter()
+            .map(|c| format!("IFNULL(HEX(`{}`), 'NULL')", ident(&c.name)))
+            .collect();
+        let sql = format!(
+            "SELECT CAST(id AS SIGNED) AS id, MD5(CONCAT_WS(',', {})) AS d FROM `{table}` ORDER BY id",
+            parts.join(", ")
+        );
+        let rows: Vec<Digest> = diesel::sql_query(&sql)
+            .load(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| (r.id, r.d)).collect()
     }
 
     /// Admin URL used (root / socket).

@@ -4,8 +4,10 @@
 //! long variants; the normal suite runs the short ones.
 
 mod engines;
+mod frames;
 mod memory;
 mod signals;
+mod strings;
 
 use std::time::Duration;
 
