@@ -1,9 +1,9 @@
-//! Failing fast while a backend is known to be down: one circuit breaker per MySQL pool and
-//! per Redis endpoint.
+//! Failing fast while a backend is known to be down: one circuit breaker per MySQL pool,
+//! per Redis endpoint and for msfs.
 //!
 //! A breaker counts consecutive failures that mean "this backend is not answering", as its
 //! user classifies them (the MySQL pools: no connection, the unit of work timed out, a broken
-//! connection; Redis: a timeout or an I/O error; never a refused statement, an error reply
+//! connection; Redis: a timeout or an I/O error; msfs: no connection or a timeout; never a refused statement, an error reply
 //! or another backend's failure). After [`TRIP_AFTER`] in a row it opens: calls fail at once
 //! with [`Error::Down`] instead of each waiting out its own timeout. While open, a background
 //! task probes the backend every [`PROBE_EVERY`] (each probe bounded by the breaker's probe

@@ -4,10 +4,15 @@
 //! `WebKitFormBoundary8riBH6S4ZsoT69so`, part `file`, filename `1.audio`, part type
 //! `image/jpg`); the JSON reply must have `error_code` 0 and its `url` is the stored path.
 //! Download: `GET <path>` with the download timeout (2 s by default).
-//! Both bounded by timeouts; no TLS support compiled in (msfs is plain HTTP).
+//! Both bounded by timeouts; no TLS support compiled in (msfs is plain HTTP). Behind a
+//! circuit breaker ([`crate::breaker`]): while msfs does not answer (connect failures,
+//! timeouts), voice messages get their failure reply at once instead of each waiting out
+//! the upload timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::breaker::Breaker;
 use crate::error::{Error, Result};
 
 /// Multipart boundary used by the original.
@@ -20,6 +25,7 @@ pub struct MsfsClient {
     upload_url: String,
     upload_timeout: Duration,
     download_timeout: Duration,
+    breaker: Arc<Breaker>,
 }
 
 /// Normalise `MsfsSite`: `http://` when no scheme, exactly one trailing `/` (Q-X01).
@@ -47,6 +53,12 @@ pub fn multipart_body(payload: &[u8]) -> Vec<u8> {
     body.extend_from_slice(payload);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     body
+}
+
+/// Whether a call found msfs not answering (what the breaker counts): no connection or a
+/// timeout, not an answer msfs gave.
+fn not_answering<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::Http { source: Some(e), .. }) if e.is_connect() || e.is_timeout())
 }
 
 fn http_err(context: &str, e: reqwest::Error) -> Error {
@@ -79,11 +91,26 @@ impl MsfsClient {
             .no_proxy()
             .build()
             .map_err(|e| http_err("msfs client", e))?;
+        let upload_url = upload_url(site);
+        let breaker = Breaker::new(
+            format!("msfs {upload_url}"),
+            {
+                let client = client.clone();
+                let url = upload_url.clone();
+                // Any HTTP answer means msfs is back.
+                Arc::new(move || {
+                    let (client, url) = (client.clone(), url.clone());
+                    Box::pin(async move { client.get(&url).timeout(connect).send().await.is_ok() })
+                })
+            },
+            connect + connect,
+        );
         Ok(MsfsClient {
             client,
-            upload_url: upload_url(site),
+            upload_url,
             upload_timeout: upload,
             download_timeout: download,
+            breaker,
         })
     }
 
@@ -91,6 +118,12 @@ impl MsfsClient {
     /// from msfs' JSON reply. Fails on HTTP/transport errors, timeout, non-JSON reply,
     /// `error_code` ≠ 0 or a missing/empty `url`.
     pub async fn upload(&self, payload: &[u8]) -> Result<String> {
+        self.breaker
+            .call(self.upload_unguarded(payload), not_answering)
+            .await
+    }
+
+    async fn upload_unguarded(&self, payload: &[u8]) -> Result<String> {
         let ctx = "msfs upload";
         let resp = self
             .client
@@ -124,6 +157,12 @@ impl MsfsClient {
     /// Download `url`; returns the first `size` bytes only when the reported content
     /// length equals `size` (the original's rule), `None` otherwise.
     pub async fn download(&self, url: &str, size: u32) -> Result<Option<Vec<u8>>> {
+        self.breaker
+            .call(self.download_unguarded(url, size), not_answering)
+            .await
+    }
+
+    async fn download_unguarded(&self, url: &str, size: u32) -> Result<Option<Vec<u8>>> {
         let ctx = "msfs download";
         let resp = self
             .client

@@ -247,3 +247,86 @@ async fn a_known_outage_is_answered_at_once_and_ends_with_the_backend() {
     }
     srv.stop().await;
 }
+
+/// msfs that stops answering (frozen behind a relay): the first voice messages wait out
+/// the msfs timeout, then the breaker answers the following ones at once (msg_id 0, nothing
+/// stored), and voice messages are stored again soon after msfs answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_msfs_is_answered_at_once_and_comes_back() {
+    let msfs = dbproxy_testkit::FakeMsfs::start(false).await;
+    let relay = TcpRelay::start(msfs.site.parse().unwrap()).await;
+    let site = format!("127.0.0.1:{}", relay.port);
+    let srv = TestServer::start_with(
+        move |c| {
+            c.msfs_url = site;
+            c.timeouts.msfs_upload = Duration::from_millis(400);
+            c.timeouts.connect = Duration::from_millis(400);
+        },
+        ActionSettings::default(),
+    )
+    .await;
+    let c = srv.client().await;
+    let (a, b) = (srv.user("vox").await, srv.user("vel").await);
+    let mut voice = 3u32.to_be_bytes().to_vec();
+    voice.extend_from_slice(b"voice bytes");
+    let send_voice = async |c: &Client| {
+        let r: ImMsgData = call(
+            c,
+            cid::MSG_DATA,
+            &ImMsgData {
+                from_user_id: a,
+                to_session_id: b,
+                msg_id: 0,
+                create_time: 1000,
+                msg_type: MsgType::SingleAudio as i32,
+                msg_data: Bytes::from(voice.clone()),
+                attach_data: None,
+            },
+        )
+        .await;
+        r.msg_id
+    };
+    assert_eq!(send_voice(&c).await, 1);
+
+    relay.freeze();
+    let detect = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(send_voice(&c).await, 0);
+    }
+    assert!(
+        detect.elapsed() >= Duration::from_millis(3 * 400),
+        "each waited the timeout"
+    );
+    let mut waits = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(send_voice(&c).await, 0);
+        waits.push(t.elapsed());
+    }
+    let p99 = p99(waits);
+    assert!(
+        p99 < Duration::from_millis(50),
+        "failure replies p99 {p99:?}"
+    );
+
+    relay.thaw();
+    let back = Instant::now();
+    loop {
+        if send_voice(&c).await != 0 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "msfs not used again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "msfs frozen: p99 {p99:?} once known; back after {:?}",
+        back.elapsed()
+    );
+    // Only the first voice message and the one after the return were stored.
+    let stored = srv.env.single_messages().await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    srv.stop().await;
+}
