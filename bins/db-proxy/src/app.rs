@@ -142,6 +142,21 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
     let action_cfg = s.action_settings();
     let server_cfg = s.server_config();
 
+    // Before the store connects: what it records at start-up is kept.
+    let recorder = if s.metrics.listen.is_empty() {
+        None
+    } else {
+        Some(crate::telemetry::install().map_err(|e| startup(&e))?)
+    };
+    let http_listener = match recorder {
+        Some(_) => Some(
+            crate::telemetry::bind(&s.metrics.listen)
+                .await
+                .map_err(|e| startup(&e))?,
+        ),
+        None => None,
+    };
+
     check_reachable(s).await?;
     let store = Store::connect(&store_cfg).await.map_err(|e| {
         Error::Startup(format!(
@@ -159,6 +174,24 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
     let _pid = PidFile::write(&s.server.pid_file)?;
     tracing::info!(addrs = ?server.local_addrs(), "db-proxy ready");
 
+    // Metrics and health beside the server; /readyz says 503 from the signal on, and the
+    // listener stays up through the drain.
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_http = CancellationToken::new();
+    let http = match (recorder, http_listener) {
+        (Some(handle), Some(listener)) => Some(tokio::spawn(crate::telemetry::serve(
+            listener,
+            crate::telemetry::Http {
+                handle,
+                stats: server.stats(),
+                store: store.clone(),
+                draining: draining.clone(),
+            },
+            stop_http.clone(),
+        ))),
+        _ => None,
+    };
+
     // The group-session sync task (CSyncCenter) runs beside the server; like the original
     // it is told to stop when the signal arrives and finishes its current pass.
     let stop_sync = CancellationToken::new();
@@ -171,6 +204,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         .run(async move {
             let sig = signals.await;
             tracing::info!("{sig} received: sending stop notice, draining");
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
             stop_sync.cancel();
         })
         .await;
@@ -179,6 +213,10 @@ pub async fn run(loaded: Loaded) -> Result<(), Error> {
         .is_err()
     {
         tracing::warn!("group sync did not finish its pass in time");
+    }
+    stop_http.cancel();
+    if let Some(http) = http {
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     }
     served.map_err(|e| startup(&e))?;
     log_stage_timings(&store);

@@ -170,6 +170,7 @@ pub fn legacy_key(path: &str) -> Option<String> {
         "server.threads" => Some("ThreadNum"),
         "server.msfs_url" => Some("MsfsSite"),
         "server.aes_key" => Some("aesKey"),
+        "metrics.listen" => Some("MetricsListen"),
         _ => None,
     };
     if let Some(k) = fixed {
@@ -295,6 +296,12 @@ fn to_tree(
     // `sync` (Q-R07): accepted, never required, never connected. Other extra instances are ignored.
 
     let mut root = Map::new();
+    // An extra key the original ignores, so one file serves both.
+    if let Some(listen) = pairs.get("MetricsListen") {
+        let mut metrics = Map::new();
+        metrics.insert("listen".into(), s(listen));
+        root.insert("metrics".into(), table(metrics));
+    }
     root.insert("server".into(), table(server));
     root.insert("mysql".into(), table(mysql));
     root.insert("redis".into(), table(redis));

@@ -2,7 +2,7 @@
 //! strictness, run the handler, map a failure to the documented failure reply, encode.
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dbproxy_protocol::commands::encode_reply;
@@ -40,28 +40,73 @@ pub(crate) trait Handle: ProtocolCommand {
 
 /// Runs command `C` on `body`; the only place handler failures are logged.
 pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> {
+    let started = Instant::now();
     let req = match decode::<C::Request>(body) {
         Ok(req) => req,
         Err(error) => {
             tracing::warn!(command = C::NAME, %error, "request body does not parse");
+            count::<C>(Outcome::Undecodable, started);
             return C::undecodable().map(|r| encode_reply::<C>(body, &r));
         }
     };
     // Kept for the failure reply: run() consumes the request.
     let failure = C::failed(&req);
-    let reply = match C::run(ctx, req).await {
-        Ok(reply) => reply,
+    let (reply, outcome) = match C::run(ctx, req).await {
+        Ok(Some(reply)) => (Some(reply), Outcome::Ok),
+        Ok(None) => (None, Outcome::NoReply),
         Err(error) if error.is_known_outage() => {
             // The model logs the outage once and then in summaries, not per request.
             tracing::debug!(command = C::NAME, %error, "backend down; sending the failure reply");
-            failure
+            (failure, Outcome::Failure)
         }
         Err(error) => {
             tracing::error!(command = C::NAME, %error, "request failed; sending the failure reply");
-            failure
+            (failure, Outcome::Failure)
         }
     };
+    let outcome = if reply.is_none() {
+        Outcome::NoReply
+    } else {
+        outcome
+    };
+    count::<C>(outcome, started);
+    let elapsed = started.elapsed();
+    if elapsed >= ctx.settings.slow_request {
+        tracing::warn!(
+            command = C::NAME,
+            elapsed_ms = elapsed.as_millis() as u64,
+            outcome = outcome.label(),
+            "slow request"
+        );
+    }
     reply.map(|r| encode_reply::<C>(body, &r))
+}
+
+/// How a request ended, as counted in [`crate::metrics::REQUESTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Failure,
+    NoReply,
+    Undecodable,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failure => "failure",
+            Outcome::NoReply => "no_reply",
+            Outcome::Undecodable => "undecodable",
+        }
+    }
+}
+
+fn count<C: Handle>(outcome: Outcome, started: Instant) {
+    metrics::counter!(crate::metrics::REQUESTS, "command" => C::NAME, "outcome" => outcome.label())
+        .increment(1);
+    metrics::histogram!(crate::metrics::REQUEST_SECONDS, "command" => C::NAME)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The attach_data echo of docs/compatibility.md#reply-construction-and-attach-data: always present in the reply, empty if absent.

@@ -9,6 +9,7 @@ mod command;
 pub mod crypto;
 mod error;
 pub mod lockout;
+pub mod metrics;
 
 mod buddy;
 mod file;
@@ -34,7 +35,7 @@ use command::{execute, Handle};
 use lockout::LoginGuard;
 
 /// Settings of the action layer (mapped by the binary from its configuration file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ActionSettings {
     /// The 32-byte `aesKey` shared with msg_server; used for the voice placeholder only.
     pub aes_key: [u8; 32],
@@ -46,6 +47,23 @@ pub struct ActionSettings {
     pub lockout_max_names: usize,
     /// Period of the group-session sync task (original: 5 s).
     pub sync_interval: Duration,
+    /// A request that takes at least this long is logged as slow (a WARN line with its
+    /// command and time).
+    pub slow_request: Duration,
+}
+
+/// Debug without the AES key: settings may be logged, the key must not be.
+impl std::fmt::Debug for ActionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionSettings")
+            .field("aes_key", &"<secret>")
+            .field("lockout_window", &self.lockout_window)
+            .field("lockout_max_failures", &self.lockout_max_failures)
+            .field("lockout_max_names", &self.lockout_max_names)
+            .field("sync_interval", &self.sync_interval)
+            .field("slow_request", &self.slow_request)
+            .finish()
+    }
 }
 
 impl Default for ActionSettings {
@@ -56,6 +74,7 @@ impl Default for ActionSettings {
             lockout_max_failures: 10,
             lockout_max_names: 100_000,
             sync_interval: Duration::from_secs(5),
+            slow_request: Duration::from_millis(500),
         }
     }
 }

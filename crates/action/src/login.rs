@@ -23,6 +23,7 @@ impl Handle for cmd::Validate {
         let now = u64::from(now());
         if ctx.logins.is_locked(&req.user_name, now) {
             tracing::warn!(user = %req.user_name, "login locked out after repeated failures");
+            metrics::counter!(crate::metrics::LOGIN_LOCKOUTS).increment(1);
             return Ok(Some(reply(&req, 6, LOCKED_TEXT, None)));
         }
         // A backend failure propagates as Err: answered with code 1 by `failed` and,
@@ -37,6 +38,7 @@ impl Handle for cmd::Validate {
             }
             None => {
                 ctx.logins.record_failure(&req.user_name, now);
+                metrics::counter!(crate::metrics::LOGIN_FAILURES).increment(1);
                 Ok(Some(reply(&req, 1, BAD_PASSWORD_TEXT, None)))
             }
         }

@@ -55,6 +55,7 @@ pub async fn run_group_sync(store: Store, interval: Duration, shutdown: Cancella
 /// One sync pass over the groups chatted since `since − OVERLAP_SECS`; returns the new mark
 /// (the pass start time after a successful scan, `since` unchanged when the scan failed).
 pub async fn pass(store: &Store, since: u32) -> u32 {
+    let timer = std::time::Instant::now();
     let started = now();
     let groups = match store
         .groups()
@@ -64,6 +65,9 @@ pub async fn pass(store: &Store, since: u32) -> u32 {
         Ok(g) => g,
         Err(error) => {
             tracing::warn!(%error, "group sync: scan failed; will retry from the same mark");
+            metrics::counter!(crate::metrics::GROUP_SYNC_RUNS, "result" => "failed").increment(1);
+            metrics::gauge!(crate::metrics::GROUP_SYNC_LAG_SECONDS)
+                .set(f64::from(started.saturating_sub(since)));
             return since;
         }
     };
@@ -78,12 +82,17 @@ pub async fn pass(store: &Store, since: u32) -> u32 {
         for member in members {
             if let Err(error) = bump(store, member, group, last_chated).await {
                 tracing::warn!(%error, group, member, "group sync: cannot bump session");
+                metrics::counter!(crate::metrics::GROUP_SYNC_FAILURES).increment(1);
             }
         }
     }
     if let Err(error) = store.sync_state().set_last_update_group(started).await {
         tracing::warn!(%error, "group sync: cannot store last_update_group");
     }
+    metrics::counter!(crate::metrics::GROUP_SYNC_RUNS, "result" => "ok").increment(1);
+    metrics::gauge!(crate::metrics::GROUP_SYNC_LAG_SECONDS)
+        .set(f64::from(now().saturating_sub(started)));
+    metrics::histogram!(crate::metrics::GROUP_SYNC_SECONDS).record(timer.elapsed().as_secs_f64());
     started
 }
 

@@ -68,8 +68,10 @@ impl Breaker {
     /// A closed breaker for the backend called `name` in logs and errors, probed with
     /// `probe` (bounded by `probe_timeout`) while open.
     pub(crate) fn new(name: impl Into<String>, probe: Probe, probe_timeout: Duration) -> Arc<Self> {
+        let name = name.into();
+        metrics::gauge!(crate::metrics::BACKEND_DOWN, "backend" => name.clone()).set(0.0);
         Arc::new(Breaker {
-            name: name.into(),
+            name,
             probe,
             probe_timeout,
             state: Mutex::new(State {
@@ -119,6 +121,8 @@ impl Breaker {
         };
         let now = Instant::now();
         s.failed_fast += 1;
+        metrics::counter!(crate::metrics::BACKEND_FAILED_FAST, "backend" => self.name.clone())
+            .increment(1);
         if now.duration_since(s.last_summary) >= SUMMARY_EVERY {
             tracing::error!(
                 backend = %self.name,
@@ -156,6 +160,7 @@ impl Breaker {
         s.failed_fast = 0;
         s.last_summary = now;
         drop(s);
+        metrics::gauge!(crate::metrics::BACKEND_DOWN, "backend" => self.name.clone()).set(1.0);
         tracing::error!(
             backend = %self.name,
             %error,
@@ -179,6 +184,7 @@ impl Breaker {
             s.failures = 0;
             s.generation += 1;
             drop(s);
+            metrics::gauge!(crate::metrics::BACKEND_DOWN, "backend" => self.name.clone()).set(0.0);
             tracing::warn!(
                 backend = %self.name,
                 down_for_ms = since.map_or(0, |t| millis(t.elapsed())),

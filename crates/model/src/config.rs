@@ -9,8 +9,9 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-/// One MySQL/MariaDB pool (`teamtalk_master` or `teamtalk_slave`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+/// One MySQL/MariaDB pool (`teamtalk_master` or `teamtalk_slave`). Its `Debug` masks the
+/// password.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(default)]
 pub struct MysqlConfig {
     pub host: String,
@@ -25,6 +26,21 @@ pub struct MysqlConfig {
     /// For a loopback host, let the driver switch to the server's unix socket after the
     /// TCP handshake (faster; mysql_async's default). `false` keeps the TCP connection.
     pub prefer_socket: bool,
+}
+
+impl std::fmt::Debug for MysqlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"<secret>")
+            .field("max_connections", &self.max_connections)
+            .field("socket", &self.socket)
+            .field("prefer_socket", &self.prefer_socket)
+            .finish()
+    }
 }
 
 impl Default for MysqlConfig {

@@ -35,6 +35,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod msfs;
 pub mod store;
 

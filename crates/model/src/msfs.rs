@@ -61,6 +61,13 @@ fn not_answering<T>(r: &Result<T>) -> bool {
     matches!(r, Err(Error::Http { source: Some(e), .. }) if e.is_connect() || e.is_timeout())
 }
 
+fn count_call(op: &'static str, failed: bool) {
+    metrics::counter!(crate::metrics::MSFS_CALLS, "op" => op).increment(1);
+    if failed {
+        metrics::counter!(crate::metrics::MSFS_FAILURES, "op" => op).increment(1);
+    }
+}
+
 fn http_err(context: &str, e: reqwest::Error) -> Error {
     Error::Http {
         context: context.to_string(),
@@ -118,9 +125,12 @@ impl MsfsClient {
     /// from msfs' JSON reply. Fails on HTTP/transport errors, timeout, non-JSON reply,
     /// `error_code` ≠ 0 or a missing/empty `url`.
     pub async fn upload(&self, payload: &[u8]) -> Result<String> {
-        self.breaker
+        let out = self
+            .breaker
             .call(self.upload_unguarded(payload), not_answering)
-            .await
+            .await;
+        count_call("upload", out.is_err());
+        out
     }
 
     async fn upload_unguarded(&self, payload: &[u8]) -> Result<String> {
@@ -157,9 +167,12 @@ impl MsfsClient {
     /// Download `url`; returns the first `size` bytes only when the reported content
     /// length equals `size` (the original's rule), `None` otherwise.
     pub async fn download(&self, url: &str, size: u32) -> Result<Option<Vec<u8>>> {
-        self.breaker
+        let out = self
+            .breaker
             .call(self.download_unguarded(url, size), not_answering)
-            .await
+            .await;
+        count_call("download", out.is_err());
+        out
     }
 
     async fn download_unguarded(&self, url: &str, size: u32) -> Result<Option<Vec<u8>>> {

@@ -3,11 +3,14 @@
 //! reach every backend through it.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
 
 use crate::batch::timing::{StageTiming, Timings};
 use crate::config::{RedisConfig, StoreConfig, Timeouts};
 use crate::db::{DbPool, Pools};
-use crate::error::{Error, Result};
+use crate::error::{Error, MysqlResultExt, Result};
 use crate::hot::HotPaths;
 use crate::msfs::MsfsClient;
 use crate::redis::Cache;
@@ -112,6 +115,61 @@ impl Store {
     /// The msfs client (voice payload store).
     pub fn msfs(&self) -> &MsfsClient {
         &self.inner.msfs
+    }
+
+    /// Sets the MySQL pool gauges ([`crate::metrics::MYSQL_POOL_CONNECTIONS`], idle,
+    /// waiting) from the pools' state now; a metrics exporter calls it before each scrape.
+    pub fn record_pool_gauges(&self) {
+        self.inner.pools.record_gauges();
+    }
+
+    /// Asks every backend for an answer within `within`: `SELECT 1` on the MySQL master and
+    /// slave pools, `PING` on each Redis instance (unread, group_set, token, group_member).
+    /// One entry per part, `(name, None)` when it answered, `(name, Some(why))` otherwise.
+    /// A backend whose breaker is open fails at once.
+    pub async fn readiness(&self, within: Duration) -> Vec<(&'static str, Option<String>)> {
+        let part =
+            |name: &'static str, check: Result<()>| (name, check.err().map(|e| e.to_string()));
+        let mysql = async |db: Db| {
+            let asked = self.inner.pools.run(db, false, async |c| {
+                diesel::sql_query("SELECT 1")
+                    .execute(c)
+                    .await
+                    .map(|_| ())
+                    .ctx("SELECT 1")
+            });
+            match tokio::time::timeout(within, asked).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout {
+                    what: "readiness SELECT 1".into(),
+                    after: within,
+                }),
+            }
+        };
+        let redis = async |c: &Cache| match tokio::time::timeout(within, c.ping()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                what: format!("readiness PING {}", c.name()),
+                after: within,
+            }),
+        };
+        let i = &self.inner;
+        let (master, slave, unread, group_set, token, group_member) = tokio::join!(
+            mysql(Db::Master),
+            mysql(Db::Slave),
+            redis(&i.unread),
+            redis(&i.group_set),
+            redis(&i.token),
+            redis(&i.group_member),
+        );
+        vec![
+            part("mysql master", master),
+            part("mysql slave", slave),
+            part("redis unread", unread),
+            part("redis group_set", group_set),
+            part("redis token", token),
+            part("redis group_member", group_member),
+        ]
     }
 
     pub(crate) fn hot(&self) -> &HotPaths {

@@ -53,14 +53,17 @@ pub(crate) async fn serve_connection<H: Handler>(
         cfg.max_reply_bytes_total,
         stats.clone(),
     ));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut writer = tokio::spawn(write_loop(
         write_half,
         rx,
         cfg.heartbeat_interval,
         cfg.write_timeout,
         budget.clone(),
+        sent.clone(),
         stats.clone(),
     ));
+    let (mut requests, mut received) = (0u64, 0u64);
     let mut writer_done = false;
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut last_recv = Instant::now();
@@ -108,11 +111,18 @@ pub(crate) async fn serve_connection<H: Handler>(
                 }
                 Some(Err(e)) => {
                     Stats::inc(&stats.framing_errors);
+                    Stats::inc(match e {
+                        dbproxy_protocol::Error::FrameTooShort { .. } => &stats.frames_too_short,
+                        dbproxy_protocol::Error::FrameTooLong { .. } => &stats.frames_too_long,
+                        _ => &stats.frames_unreadable,
+                    });
                     tracing::warn!(error = %e, "framing error; closing connection");
                     break;
                 }
                 Some(Ok(pdu)) => {
                     last_recv = Instant::now();
+                    received += pdu.encoded_len() as u64;
+                    requests += u64::from(pdu.command_id != cid::OTHER_HEARTBEAT);
                     dispatch(pdu, peer, &ctx, &tx, &budget, &mut in_flight);
                 }
             },
@@ -151,6 +161,12 @@ pub(crate) async fn serve_connection<H: Handler>(
     }
     // Replies never written (the peer went away) leave the total.
     budget.release_all();
+    tracing::info!(
+        requests,
+        bytes_received = received,
+        bytes_sent = sent.load(std::sync::atomic::Ordering::Relaxed),
+        "connection closed"
+    );
 }
 
 fn note_task_end(done: Result<(), tokio::task::JoinError>, stats: &Stats) {
@@ -201,26 +217,31 @@ fn dispatch<H: Handler>(
         peer,
     };
     let gauge = InFlight::enter(stats.clone());
-    in_flight.spawn(async move {
-        let _gauge = gauge;
-        let reply = handler.handle(request).await;
-        match (reply, response) {
-            (Some(body), Some((sid, rcid))) => {
-                let pdu = Pdu::new(sid, rcid, seq_num, body);
-                let n = pdu.encoded_len();
-                budget.produced(n);
-                if tx.send(pdu).await.is_err() {
-                    budget.taken(n);
-                    Stats::inc(&stats.replies_dropped);
-                    tracing::debug!(command = name, "connection gone; reply dropped");
+    // Every line a request's handling logs carries its command and seq.
+    let span = tracing::info_span!("req", command = name, seq = seq_num);
+    in_flight.spawn(tracing::Instrument::instrument(
+        async move {
+            let _gauge = gauge;
+            let reply = handler.handle(request).await;
+            match (reply, response) {
+                (Some(body), Some((sid, rcid))) => {
+                    let pdu = Pdu::new(sid, rcid, seq_num, body);
+                    let n = pdu.encoded_len();
+                    budget.produced(n);
+                    if tx.send(pdu).await.is_err() {
+                        budget.taken(n);
+                        Stats::inc(&stats.replies_dropped);
+                        tracing::debug!(command = name, "connection gone; reply dropped");
+                    }
                 }
+                (Some(_), None) => {
+                    tracing::debug!(command = name, "command has no response; reply discarded");
+                }
+                (None, _) => {}
             }
-            (Some(_), None) => {
-                tracing::debug!(command = name, "command has no response; reply discarded");
-            }
-            (None, _) => {}
-        }
-    });
+        },
+        span,
+    ));
 }
 
 /// One request counted in `Stats::requests_in_flight` until its task ends (or is aborted).
@@ -249,6 +270,7 @@ async fn write_loop(
     heartbeat: Duration,
     write_timeout: Duration,
     budget: Arc<ReplyBudget>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
     stats: Arc<Stats>,
 ) {
     let mut buf = BytesMut::with_capacity(8192);
@@ -305,6 +327,7 @@ async fn write_loop(
             .replies
             .fetch_add(replies, std::sync::atomic::Ordering::Relaxed);
         budget.taken(reply_bytes);
+        sent.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
         buf.clear();
         if buf.capacity() > KEEP_WRITE_BUFFER {
             // A burst of large replies: give the memory back rather than keep it per peer.

@@ -184,11 +184,10 @@ async fn accept_loop<H: Handler>(
         let span = tracing::info_span!("conn", id, %peer);
         tracker.spawn(
             async move {
-                tracing::debug!("connection opened");
+                tracing::info!("connection opened");
                 serve_connection(socket, peer, ctx.clone()).await;
                 ctx.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
-                tracing::debug!("connection closed");
             }
             .instrument(span),
         );

@@ -28,8 +28,14 @@ pub struct Stats {
     pub heartbeats_sent: AtomicU64,
     /// Requests with a command id not in the table.
     pub unknown_commands: AtomicU64,
-    /// Connections closed because of a framing error.
+    /// Connections closed because of a framing error (the three kinds below).
     pub framing_errors: AtomicU64,
+    /// Frames whose length field is below the 16-byte header.
+    pub frames_too_short: AtomicU64,
+    /// Frames whose length field is above the largest accepted frame.
+    pub frames_too_long: AtomicU64,
+    /// Reads that failed below the framing (connection reset mid-frame and the like).
+    pub frames_unreadable: AtomicU64,
     /// Handler tasks that panicked.
     pub handler_panics: AtomicU64,
     /// Errors from accept().
@@ -61,6 +67,9 @@ pub struct StatsSnapshot {
     pub heartbeats_sent: u64,
     pub unknown_commands: u64,
     pub framing_errors: u64,
+    pub frames_too_short: u64,
+    pub frames_too_long: u64,
+    pub frames_unreadable: u64,
     pub handler_panics: u64,
     pub accept_errors: u64,
     pub write_timeouts: u64,
@@ -90,6 +99,9 @@ impl Stats {
             heartbeats_sent: g(&self.heartbeats_sent),
             unknown_commands: g(&self.unknown_commands),
             framing_errors: g(&self.framing_errors),
+            frames_too_short: g(&self.frames_too_short),
+            frames_too_long: g(&self.frames_too_long),
+            frames_unreadable: g(&self.frames_unreadable),
             handler_panics: g(&self.handler_panics),
             accept_errors: g(&self.accept_errors),
             write_timeouts: g(&self.write_timeouts),

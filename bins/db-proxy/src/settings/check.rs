@@ -113,6 +113,18 @@ pub(super) fn aes_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
 }
 
 /// A tracing filter directive.
+/// An `ip:port` address, or empty (off).
+pub(super) fn socket_addr_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let s = s.trim().to_owned();
+    if !s.is_empty() && s.parse::<std::net::SocketAddr>().is_err() {
+        return Err(D::Error::custom(format!(
+            "{s:?} is not an address like 127.0.0.1:9600 (empty turns it off)"
+        )));
+    }
+    Ok(s)
+}
+
 pub(super) fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = non_empty(d)?;
     if tracing_subscriber::EnvFilter::try_new(&s).is_err() {

@@ -72,6 +72,7 @@ impl Settings {
         if let Ok(key) = self.server.aes_key.as_bytes().try_into() {
             settings.aes_key = key;
         }
+        settings.slow_request = self.limits.slow_request;
         settings
     }
 

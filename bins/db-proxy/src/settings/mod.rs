@@ -37,6 +37,18 @@ pub struct Settings {
     pub limits: Limits,
     /// Logging.
     pub log: LogSettings,
+    /// Prometheus metrics and health endpoints.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address (`ip:port`) of the HTTP listener serving `/metrics`, `/healthz` and
+    /// `/readyz`; empty = no listener (legacy `MetricsListen`, a key the original ignores).
+    #[serde(deserialize_with = "check::socket_addr_or_empty")]
+    pub listen: String,
 }
 
 /// `[server]`.
@@ -196,6 +208,9 @@ pub struct Limits {
     /// Close a connection whose peer has not taken a reply for this long.
     #[serde(rename = "write_timeout_ms", with = "check::millis")]
     pub write_timeout: Duration,
+    /// Log a request that takes at least this long (a WARN line).
+    #[serde(rename = "slow_request_ms", with = "check::millis")]
+    pub slow_request: Duration,
     /// Verify (`SELECT 1`) a pooled MySQL connection on checkout only when it has been idle
     /// longer than this; 0 verifies on every checkout.
     #[serde(rename = "mysql_verify_idle_ms", with = "check::millis_or_zero")]
@@ -334,6 +349,7 @@ impl Default for Limits {
             msfs_timeout: m.timeouts.msfs_upload,
             connect_timeout: m.timeouts.connect,
             write_timeout: t.write_timeout,
+            slow_request: dbproxy_action::ActionSettings::default().slow_request,
             mysql_verify_idle: m.timeouts.pool_verify_idle,
             batch_max: m.batch.max_batch,
             batch_write_max: m.batch.write_max_batch,

@@ -39,6 +39,8 @@ fn shipped_example_every_key() {
         ("CacheInstances", "unread,group_set,token,sync,group_member"),
         ("sync_db", "2"),
         ("sync_maxconncnt", "1"),
+        // db-proxy's own key, which the original ignores.
+        ("MetricsListen", "127.0.0.1:9600"),
     ];
     for (k, v) in expect {
         assert_eq!(pairs.get(k).map(String::as_str), Some(v), "key {k}");
@@ -68,7 +70,7 @@ fn shipped_example_every_key() {
         assert_eq!(pairs[&format!("{c}_db")], db, "{c}_db");
         assert_eq!(pairs[&format!("{c}_maxconncnt")], max, "{c}_maxconncnt");
     }
-    assert_eq!(pairs.len(), 7 + 12 + 20, "unexpected keys: {pairs:?}");
+    assert_eq!(pairs.len(), 7 + 12 + 20 + 1, "unexpected keys: {pairs:?}");
 
     // And the effective settings built from it.
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +95,7 @@ fn shipped_example_every_key() {
     assert_eq!(s.redis.group_set.max_connections, 16);
     assert_eq!(s.redis.token.port, 6379);
     assert_eq!(s.redis.group_member.max_connections, 48);
+    assert_eq!(s.metrics.listen, "127.0.0.1:9600");
     // Non-legacy settings keep their defaults.
     assert_eq!(s.limits, Settings::default().limits);
 }
@@ -287,6 +290,10 @@ fn shipped_toml_equals_defaults() {
     let s = load_with_env(Some(&p), no_env()).unwrap().settings;
     let mut d = Settings::default();
     d.redis.sync = s.redis.sync.clone();
+    // The shipped file turns the metrics listener on (on loopback); the default is off.
+    assert_eq!(s.metrics.listen, "127.0.0.1:9600");
+    assert_eq!(d.metrics.listen, "");
+    d.metrics.listen = s.metrics.listen.clone();
     assert_eq!(s, d);
 }
 
@@ -453,6 +460,9 @@ fn help_lists_every_flag_and_the_default_config_loads_as_the_defaults() {
     let p = write(&dir, "printed.toml", &String::from_utf8_lossy(&out.stdout));
     let mut printed = load_with_env(Some(&p), no_env()).unwrap().settings;
     printed.redis.sync = Settings::default().redis.sync;
+    // The printed (shipped) file turns the metrics listener on; the default is off.
+    assert_eq!(printed.metrics.listen, "127.0.0.1:9600");
+    printed.metrics.listen = String::new();
     assert_eq!(printed, Settings::default());
 }
 

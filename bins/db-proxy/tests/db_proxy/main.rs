@@ -15,3 +15,4 @@ mod e2e_malformed;
 mod e2e_message;
 mod e2e_outage;
 mod shutdown;
+mod telemetry;

@@ -34,6 +34,13 @@ impl Stage {
             .fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
+        if let Some(runs) = usize::try_from(runs).ok().filter(|&r| r > 0) {
+            let stage = self.name.clone();
+            metrics::histogram!(crate::metrics::STAGE_SECONDS, "stage" => stage.clone())
+                .record_many(took.as_secs_f64() / runs as f64, runs);
+            metrics::histogram!(crate::metrics::STAGE_BATCH_SIZE, "stage" => stage)
+                .record_many(items as f64 / runs as f64, runs);
+        }
     }
 
     /// Run `work` as one run of this stage serving `items` requests.

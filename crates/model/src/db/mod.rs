@@ -126,6 +126,19 @@ impl Pools {
         out
     }
 
+    /// Sets the pool gauges of both pools from their state now.
+    pub(crate) fn record_gauges(&self) {
+        for (name, pool) in [("master", &self.master), ("slave", &self.slave)] {
+            let s = pool.status();
+            metrics::gauge!(crate::metrics::MYSQL_POOL_CONNECTIONS, "pool" => name)
+                .set(s.size as f64);
+            metrics::gauge!(crate::metrics::MYSQL_POOL_IDLE, "pool" => name)
+                .set(s.available as f64);
+            metrics::gauge!(crate::metrics::MYSQL_POOL_WAITING, "pool" => name)
+                .set(s.waiting as f64);
+        }
+    }
+
     /// A [`DbPool`] on the pool `db`.
     pub(crate) fn on(&self, db: Db) -> DbPool<'_> {
         DbPool::Pool(self, db)
@@ -257,9 +270,19 @@ where
     F: for<'r> AsyncFnOnce(&'r mut DbConn) -> Result<R> + for<'r> DbWork<'r, R> + Send,
     R: Send,
 {
-    let mut obj: Object = match pool.get().await {
+    let checkout = std::time::Instant::now();
+    let got = pool.get().await;
+    metrics::histogram!(crate::metrics::MYSQL_CHECKOUT_SECONDS, "pool" => name)
+        .record(checkout.elapsed().as_secs_f64());
+    let mut obj: Object = match got {
         Ok(obj) => obj,
-        Err(e) => return (Err(pool::pool_error(name, e)), true),
+        Err(e) => {
+            if matches!(e, deadpool::managed::PoolError::Timeout(_)) {
+                metrics::counter!(crate::metrics::MYSQL_TIMEOUTS, "pool" => name, "stage" => "checkout")
+                    .increment(1);
+            }
+            return (Err(pool::pool_error(name, e)), true);
+        }
     };
     let cancel = obj.cancel_token();
     let limit = t.statement;
@@ -276,12 +299,16 @@ where
         Ok(Ok(v)) => (Ok(v), false),
         Ok(Err(e)) => {
             if must_discard(&e) {
+                metrics::counter!(crate::metrics::MYSQL_DISCARDED, "pool" => name).increment(1);
                 drop(Object::take(obj));
             }
             let outage = e.is_connection_failure();
             (Err(e), outage)
         }
         Err(_elapsed) => {
+            metrics::counter!(crate::metrics::MYSQL_TIMEOUTS, "pool" => name, "stage" => "unit")
+                .increment(1);
+            metrics::counter!(crate::metrics::MYSQL_DISCARDED, "pool" => name).increment(1);
             // Never return a connection that may be mid-statement or mid-transaction.
             drop(Object::take(obj));
             // Best effort: stop the statement on the server too.

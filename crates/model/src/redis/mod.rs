@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, HashesInterface, KeysInterface};
+use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface};
 use fred::prelude::{Builder, Config, ReconnectPolicy, ServerConfig};
 use fred::types::Value;
 
@@ -153,6 +153,15 @@ impl Cache {
                 })
             }
         }
+        let endpoint = format!("{}:{}/{}", cfg.host, cfg.port, cfg.db);
+        for client in pool.clients() {
+            let endpoint = endpoint.clone();
+            client.on_reconnect(move |_| {
+                metrics::counter!(crate::metrics::REDIS_RECONNECTS, "endpoint" => endpoint.clone())
+                    .increment(1);
+                async { Ok(()) }
+            });
+        }
         Ok(Cache {
             pool: pool.clone(),
             name,
@@ -191,9 +200,20 @@ impl Cache {
     /// `work` through the endpoint's circuit breaker: answered at once while Redis is known
     /// to be down (see [`crate::breaker`]).
     async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.breaker
+        let out = self
+            .breaker
             .call(work, |r| matches!(r, Err(e) if e.is_redis_outage()))
-            .await
+            .await;
+        let instance = self.name;
+        metrics::counter!(crate::metrics::REDIS_COMMANDS, "instance" => instance).increment(1);
+        if let Err(e) = &out {
+            metrics::counter!(crate::metrics::REDIS_ERRORS, "instance" => instance).increment(1);
+            if matches!(e.inner(), Error::Timeout { .. }) {
+                metrics::counter!(crate::metrics::REDIS_TIMEOUTS, "instance" => instance)
+                    .increment(1);
+            }
+        }
+        out
     }
 
     fn err(&self, what: &str, key: &str, e: fred::error::Error) -> Error {

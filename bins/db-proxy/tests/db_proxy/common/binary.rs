@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use dbproxy_testkit::{free_port, TestEnv};
 
+/// The AES key the binary runs with (a secret no log line may show).
+pub const AES_KEY: &str = "test-aes-key-never-logged-012345";
+
 /// A running db-proxy process; killed when dropped.
 pub struct Binary {
     child: Child,
@@ -19,9 +22,15 @@ pub struct Binary {
 
 impl Binary {
     /// Starts the binary on a free port against `env`'s database and Redis, with
-    /// `server.threads = threads` and `limits` (lines `key = value`) as its `[limits]`.
-    /// Waits until it accepts connections.
+    /// `server.threads = threads` and `limits` (lines `key = value`, possibly followed by
+    /// further sections) as its `[limits]`, logging at `info`. Its AES key is
+    /// [`AES_KEY`]. Waits until it accepts connections.
     pub fn start(env: &TestEnv, threads: u32, limits: &str) -> Binary {
+        Self::start_logging(env, threads, limits, "info")
+    }
+
+    /// [`Binary::start`] with `RUST_LOG=rust_log`.
+    pub fn start_logging(env: &TestEnv, threads: u32, limits: &str, rust_log: &str) -> Binary {
         let m = &env.config.master;
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
@@ -40,7 +49,7 @@ impl Binary {
         };
         let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
         let text = format!(
-            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\n{}{}{}{}{}{}[limits]\n{limits}\n",
+            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\naes_key = \"{AES_KEY}\"\n{}{}{}{}{}{}[limits]\n{limits}\n",
             mysql("master"),
             mysql("slave"),
             redis("unread"),
@@ -54,7 +63,7 @@ impl Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_db-proxy"))
             .arg("--config")
             .arg(&cfg)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
@@ -126,5 +135,48 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on `addr` over HTTP/1.1; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, dechunk(body))
+}
+
+/// The body of a chunked HTTP/1.1 response (or `body` as is when it is not chunked).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if n == 0 {
+            return out;
+        }
+        if after.len() < n {
+            return body.to_owned();
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
     }
 }

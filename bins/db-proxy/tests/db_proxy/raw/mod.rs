@@ -74,6 +74,11 @@ impl Raw {
         self.stream.write_all(bytes).await.expect("write");
     }
 
+    /// Writes bytes as they are; `false` when the connection is gone.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
     /// Reads the next whole frame (header + body) that is not a server heartbeat (0x0701).
     /// Panics on EOF or when nothing arrives within 10 s.
     pub async fn read_frame(&mut self) -> Vec<u8> {
