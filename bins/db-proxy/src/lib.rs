@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell around [`app::run`].
 
 pub mod app;
+pub mod doctor;
 pub mod legacy;
 pub mod logging;
 pub mod settings;

@@ -25,6 +25,16 @@ struct Cli {
     #[arg(long)]
     print_default_config: bool,
 
+    /// Check the configured database and Redis for damage the original left (duplicate
+    /// relations and sessions, bad msgIds, counters behind, missing member hashes), print
+    /// counts and examples, change nothing. Exit 0 when clean, 1 when damage is found.
+    #[arg(long)]
+    doctor: bool,
+
+    /// With --doctor: repair what it found, printing every change, then check again.
+    #[arg(long, requires = "doctor")]
+    repair: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -73,6 +83,18 @@ fn main() -> ExitCode {
         }
     };
     db_proxy::logging::init(&loaded.settings.log);
+    if cli.doctor {
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(db_proxy::doctor::run(&loaded, cli.repair)),
+            Err(e) => {
+                eprintln!("db-proxy: cannot start the tokio runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let threads = loaded.settings.server.threads;
     // One thread: the current-thread runtime, which polls the sockets and runs every task on
     // this thread, with no cross-thread wake-ups (less CPU per request than one worker of the

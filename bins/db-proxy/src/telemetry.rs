@@ -139,30 +139,40 @@ pub async fn serve(listener: TcpListener, http: Http, stop: CancellationToken) {
 async fn metrics(State(http): State<Http>) -> String {
     export_transport(&http.stats);
     http.store.record_pool_gauges();
+    // The readiness gauge is what /readyz would answer now.
+    let _ = readiness(&http).await;
     http.handle.render()
 }
 
 /// 200 `ready` when every backend answered within [`READY_TIMEOUT`] and no shutdown has
 /// started; 503 with one line per failing part otherwise.
 async fn readyz(State(http): State<Http>) -> (StatusCode, String) {
-    if http.draining.load(Ordering::SeqCst) {
-        metrics::gauge!(READY).set(0.0);
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+    match readiness(&http).await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
-    let failing: Vec<String> = http
-        .store
-        .readiness(READY_TIMEOUT)
-        .await
-        .into_iter()
-        .filter_map(|(part, why)| why.map(|why| format!("{part}: {why}\n")))
-        .collect();
-    if failing.is_empty() {
-        metrics::gauge!(READY).set(1.0);
-        (StatusCode::OK, "ready\n".into())
+}
+
+/// Whether db-proxy is ready (sets [`READY`]); the reasons, one line each, when not.
+async fn readiness(http: &Http) -> Result<(), String> {
+    let verdict = if http.draining.load(Ordering::SeqCst) {
+        Err("shutting down\n".to_owned())
     } else {
-        metrics::gauge!(READY).set(0.0);
-        (StatusCode::SERVICE_UNAVAILABLE, failing.concat())
-    }
+        let failing: Vec<String> = http
+            .store
+            .readiness(READY_TIMEOUT)
+            .await
+            .into_iter()
+            .filter_map(|(part, why)| why.map(|why| format!("{part}: {why}\n")))
+            .collect();
+        if failing.is_empty() {
+            Ok(())
+        } else {
+            Err(failing.concat())
+        }
+    };
+    metrics::gauge!(READY).set(if verdict.is_ok() { 1.0 } else { 0.0 });
+    verdict
 }
 
 /// Copies the transport's counters into their metrics.

@@ -48,8 +48,8 @@ mod redis;
 mod repo;
 
 pub use api::{
-    audio, department, file, group, message, relation, schema, session, sync_state, token, unread,
-    user,
+    audio, department, doctor, file, group, message, relation, schema, session, sync_state, token,
+    unread, user,
 };
 pub use batch::timing::StageTiming;
 pub use config::{Batching, MysqlConfig, RedisConfig, StoreConfig, Timeouts};

@@ -8,6 +8,7 @@ mod raw;
 mod chaos;
 mod config;
 mod docs;
+mod doctor;
 mod e2e_bytes;
 mod e2e_group_token_file;
 mod e2e_login_buddy;

@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod department;
+pub mod doctor;
 pub mod file;
 pub mod group;
 pub mod message;

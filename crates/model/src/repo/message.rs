@@ -312,11 +312,12 @@ pub(crate) fn outcome_unknown(e: &Error) -> bool {
 }
 
 /// Whether row (relateId, msgId) of a 1:1 shard exists, waiting for a transaction that
-/// holds it; bind the relation id, then the msgId.
+/// holds it; bind the relation id, then the msgId. `status = 0` (what an insert writes)
+/// lets the (relateId, status, msgId) index find the row alone, so only it is locked.
 pub(crate) const STORED_SINGLE: [&str; 8] = shard_sql!(
     IMMessage,
     "SELECT COUNT(*) AS n FROM ",
-    " WHERE relateId = ? AND msgId = ? LOCK IN SHARE MODE"
+    " WHERE relateId = ? AND status = 0 AND msgId = ? LOCK IN SHARE MODE"
 );
 
 /// [`STORED_SINGLE`] for group shards: bind the group id, then the msgId.

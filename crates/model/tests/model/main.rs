@@ -4,6 +4,7 @@
 mod batch;
 mod coalesced;
 mod concurrency;
+mod doctor;
 mod group;
 mod infra;
 mod message_audio;

@@ -31,33 +31,9 @@ impl Binary {
 
     /// [`Binary::start`] with `RUST_LOG=rust_log`.
     pub fn start_logging(env: &TestEnv, threads: u32, limits: &str, rust_log: &str) -> Binary {
-        let m = &env.config.master;
         let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("db-proxy.toml");
+        let (dir, cfg) = config_file(env, port, threads, limits);
         let log = dir.path().join("db-proxy.log");
-        let mysql = |role: &str| {
-            format!(
-                "[mysql.{role}]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nsocket = \"{}\"\n",
-                m.host,
-                m.port,
-                m.database,
-                m.user,
-                m.password,
-                m.socket.clone().unwrap_or_default()
-            )
-        };
-        let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
-        let text = format!(
-            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\naes_key = \"{AES_KEY}\"\n{}{}{}{}{}{}[limits]\n{limits}\n",
-            mysql("master"),
-            mysql("slave"),
-            redis("unread"),
-            redis("group_set"),
-            redis("token"),
-            redis("group_member"),
-        );
-        std::fs::write(&cfg, text).unwrap();
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_db-proxy"))
@@ -129,6 +105,42 @@ impl Binary {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A TOML config for the binary against `env` (listening on `port`, `threads`, `limits` as
+/// in [`Binary::start`]) in a new temporary directory; returns the directory and the file.
+pub fn config_file(
+    env: &TestEnv,
+    port: u16,
+    threads: u32,
+    limits: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let m = &env.config.master;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("db-proxy.toml");
+    let mysql = |role: &str| {
+        format!(
+                "[mysql.{role}]\nhost = \"{}\"\nport = {}\ndatabase = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\nsocket = \"{}\"\n",
+                m.host,
+                m.port,
+                m.database,
+                m.user,
+                m.password,
+                m.socket.clone().unwrap_or_default()
+            )
+    };
+    let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
+    let text = format!(
+            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\naes_key = \"{AES_KEY}\"\n{}{}{}{}{}{}[limits]\n{limits}\n",
+            mysql("master"),
+            mysql("slave"),
+            redis("unread"),
+            redis("group_set"),
+            redis("token"),
+            redis("group_member"),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
 }
 
 impl Drop for Binary {
