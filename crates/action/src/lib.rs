@@ -131,6 +131,7 @@ pub struct Actions {
 impl Actions {
     /// Builds the handlers; computes the voice placeholder from the AES key.
     pub fn new(store: Store, settings: ActionSettings) -> Self {
+        metrics::register_series();
         let voice_placeholder = Bytes::from(crypto::encrypt(
             &settings.aes_key,
             crypto::VOICE_PLACEHOLDER_TEXT.as_bytes(),

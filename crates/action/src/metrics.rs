@@ -22,3 +22,14 @@ dbproxy_model::declare_metrics! {
     /// Time of one group-session sync pass.
     histogram GROUP_SYNC_SECONDS = "dbproxy_group_sync_duration_seconds";
 }
+
+/// The counters without per-request labels, at 0 from the start (rates and alerts see
+/// them before their first event).
+pub(crate) fn register_series() {
+    ::metrics::counter!(LOGIN_FAILURES).increment(0);
+    ::metrics::counter!(LOGIN_LOCKOUTS).increment(0);
+    ::metrics::counter!(GROUP_SYNC_FAILURES).increment(0);
+    for result in ["ok", "failed"] {
+        ::metrics::counter!(GROUP_SYNC_RUNS, "result" => result).increment(0);
+    }
+}

@@ -70,6 +70,8 @@ impl Breaker {
     pub(crate) fn new(name: impl Into<String>, probe: Probe, probe_timeout: Duration) -> Arc<Self> {
         let name = name.into();
         metrics::gauge!(crate::metrics::BACKEND_DOWN, "backend" => name.clone()).set(0.0);
+        metrics::counter!(crate::metrics::BACKEND_FAILED_FAST, "backend" => name.clone())
+            .increment(0);
         Arc::new(Breaker {
             name,
             probe,

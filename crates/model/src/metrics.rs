@@ -44,11 +44,12 @@ declare_metrics! {
     gauge MYSQL_POOL_IDLE = "dbproxy_mysql_pool_idle";
     /// Calls waiting for a pooled MySQL connection now, by pool.
     gauge MYSQL_POOL_WAITING = "dbproxy_mysql_pool_waiting";
-    /// Redis calls (a command, a pipeline or a script), by instance.
+    /// Redis calls (a command, a pipeline or a script), by instance (label `redis`:
+    /// unread, group_set, token, group_member).
     counter REDIS_COMMANDS = "dbproxy_redis_commands_total";
-    /// Redis calls that failed (timeouts included), by instance.
+    /// Redis calls that failed (timeouts included), by instance (label `redis`).
     counter REDIS_ERRORS = "dbproxy_redis_errors_total";
-    /// Redis calls that timed out, by instance.
+    /// Redis calls that timed out, by instance (label `redis`).
     counter REDIS_TIMEOUTS = "dbproxy_redis_timeouts_total";
     /// Reconnections of Redis clients, by endpoint (`host:port/db`; instances with the same
     /// endpoint share its connections).

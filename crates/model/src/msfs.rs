@@ -98,6 +98,10 @@ impl MsfsClient {
             .no_proxy()
             .build()
             .map_err(|e| http_err("msfs client", e))?;
+        for op in ["upload", "download"] {
+            metrics::counter!(crate::metrics::MSFS_CALLS, "op" => op).increment(0);
+            metrics::counter!(crate::metrics::MSFS_FAILURES, "op" => op).increment(0);
+        }
         let upload_url = upload_url(site);
         let breaker = Breaker::new(
             format!("msfs {upload_url}"),

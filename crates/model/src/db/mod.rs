@@ -76,6 +76,14 @@ impl Pools {
     pub(crate) async fn connect(cfg: &StoreConfig) -> Result<Pools> {
         let t = &cfg.timeouts;
         let master = pool::build(&cfg.master, t)?;
+        // Every series exists from the start (at 0), so rates and alerts see it.
+        for pool in ["master", "slave"] {
+            for stage in ["checkout", "unit"] {
+                metrics::counter!(crate::metrics::MYSQL_TIMEOUTS, "pool" => pool, "stage" => stage)
+                    .increment(0);
+            }
+            metrics::counter!(crate::metrics::MYSQL_DISCARDED, "pool" => pool).increment(0);
+        }
         let master_breaker = pool::breaker("mysql master", &master, t);
         let (slave, slave_breaker) = if cfg.slave == cfg.master {
             (master.clone(), master_breaker.clone())

@@ -115,6 +115,17 @@ impl std::fmt::Debug for Cache {
 /// 2 connections gave more throughput and less memory than 8, see BENCHMARKS.md).
 const MAX_REDIS_CONNECTIONS: usize = 2;
 
+/// The call counters of instance `name`, at 0 from the start (rates and alerts see them).
+fn register_series(name: &'static str) {
+    for metric in [
+        crate::metrics::REDIS_COMMANDS,
+        crate::metrics::REDIS_ERRORS,
+        crate::metrics::REDIS_TIMEOUTS,
+    ] {
+        metrics::counter!(metric, "redis" => name).increment(0);
+    }
+}
+
 impl Cache {
     /// Connect a pool (initial connect bounded by `timeouts.connect`). Reconnects forever
     /// with a 400 ms constant delay afterwards; SELECTs `cfg.db` on every (re)connect.
@@ -154,6 +165,8 @@ impl Cache {
             }
         }
         let endpoint = format!("{}:{}/{}", cfg.host, cfg.port, cfg.db);
+        metrics::counter!(crate::metrics::REDIS_RECONNECTS, "endpoint" => endpoint.clone())
+            .increment(0);
         for client in pool.clients() {
             let endpoint = endpoint.clone();
             client.on_reconnect(move |_| {
@@ -162,6 +175,7 @@ impl Cache {
                 async { Ok(()) }
             });
         }
+        register_series(name);
         Ok(Cache {
             pool: pool.clone(),
             name,
@@ -184,6 +198,7 @@ impl Cache {
 
     /// Same connections, another logical name (used when instances share an endpoint).
     pub(crate) fn renamed(&self, name: &'static str) -> Cache {
+        register_series(name);
         Cache {
             pool: self.pool.clone(),
             name,
@@ -192,7 +207,7 @@ impl Cache {
         }
     }
 
-    /// Logical instance name (for logs).
+    /// Logical instance name (for logs and the `redis` label of its metrics).
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -205,12 +220,11 @@ impl Cache {
             .call(work, |r| matches!(r, Err(e) if e.is_redis_outage()))
             .await;
         let instance = self.name;
-        metrics::counter!(crate::metrics::REDIS_COMMANDS, "instance" => instance).increment(1);
+        metrics::counter!(crate::metrics::REDIS_COMMANDS, "redis" => instance).increment(1);
         if let Err(e) = &out {
-            metrics::counter!(crate::metrics::REDIS_ERRORS, "instance" => instance).increment(1);
+            metrics::counter!(crate::metrics::REDIS_ERRORS, "redis" => instance).increment(1);
             if matches!(e.inner(), Error::Timeout { .. }) {
-                metrics::counter!(crate::metrics::REDIS_TIMEOUTS, "instance" => instance)
-                    .increment(1);
+                metrics::counter!(crate::metrics::REDIS_TIMEOUTS, "redis" => instance).increment(1);
             }
         }
         out
