@@ -55,6 +55,9 @@ dbproxy_model::declare_metrics! {
     gauge READY = "dbproxy_ready";
 }
 
+/// How often the recorder's histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// How long `/readyz` waits for each backend.
 pub const READY_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -120,6 +123,7 @@ pub async fn bind(addr: &str) -> Result<TcpListener, Error> {
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, http: Http, stop: CancellationToken) {
+    let handle = http.handle.clone();
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -128,12 +132,27 @@ pub async fn serve(listener: TcpListener, http: Http, stop: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics and health endpoints listening");
     }
+    // The recorder keeps histogram samples until upkeep folds them into their buckets:
+    // without it they pile up between scrapes (memory, and CPU when rendering).
+    let upkeep = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => handle.run_upkeep(),
+                }
+            }
+        })
+    };
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
     {
         tracing::error!(%error, "metrics listener failed");
     }
+    upkeep.abort();
 }
 
 async fn metrics(State(http): State<Http>) -> String {

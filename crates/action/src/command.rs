@@ -51,7 +51,8 @@ pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> 
     };
     // Kept for the failure reply: run() consumes the request.
     let failure = C::failed(&req);
-    let (reply, outcome) = match C::run(ctx, req).await {
+    let (ran, steps) = dbproxy_model::stages::recorded(C::run(ctx, req)).await;
+    let (reply, outcome) = match ran {
         Ok(Some(reply)) => (Some(reply), Outcome::Ok),
         Ok(None) => (None, Outcome::NoReply),
         Err(error) if error.is_known_outage() => {
@@ -76,6 +77,7 @@ pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> 
             command = C::NAME,
             elapsed_ms = elapsed.as_millis() as u64,
             outcome = outcome.label(),
+            steps = %dbproxy_model::stages::describe(&steps),
             "slow request"
         );
     }
@@ -85,10 +87,10 @@ pub(crate) async fn execute<C: Handle>(ctx: &Ctx, body: &[u8]) -> Option<Bytes> 
 /// How a request ended, as counted in [`crate::metrics::REQUESTS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    Ok,
-    Failure,
-    NoReply,
-    Undecodable,
+    Ok = 0,
+    Failure = 1,
+    NoReply = 2,
+    Undecodable = 3,
 }
 
 impl Outcome {
@@ -103,10 +105,45 @@ impl Outcome {
 }
 
 fn count<C: Handle>(outcome: Outcome, started: Instant) {
-    metrics::counter!(crate::metrics::REQUESTS, "command" => C::NAME, "outcome" => outcome.label())
-        .increment(1);
-    metrics::histogram!(crate::metrics::REQUEST_SECONDS, "command" => C::NAME)
-        .record(started.elapsed().as_secs_f64());
+    let Some(h) = handles().get(C::NAME) else {
+        return;
+    };
+    h.outcomes[outcome as usize].increment(1);
+    h.seconds.record(started.elapsed().as_secs_f64());
+}
+
+/// The metric handles of one command, looked up in the recorder once (the recorder is
+/// installed before the first request).
+struct CommandMetrics {
+    /// By [`Outcome`] as index.
+    outcomes: [metrics::Counter; 4],
+    seconds: metrics::Histogram,
+}
+
+fn handles() -> &'static std::collections::HashMap<&'static str, CommandMetrics> {
+    static HANDLES: std::sync::OnceLock<std::collections::HashMap<&'static str, CommandMetrics>> =
+        std::sync::OnceLock::new();
+    HANDLES.get_or_init(|| {
+        dbproxy_protocol::COMMANDS
+            .iter()
+            .map(|c| {
+                let name = c.name;
+                let counter = |o: Outcome| {
+                    metrics::counter!(crate::metrics::REQUESTS, "command" => name, "outcome" => o.label())
+                };
+                let metrics = CommandMetrics {
+                    outcomes: [
+                        counter(Outcome::Ok),
+                        counter(Outcome::Failure),
+                        counter(Outcome::NoReply),
+                        counter(Outcome::Undecodable),
+                    ],
+                    seconds: metrics::histogram!(crate::metrics::REQUEST_SECONDS, "command" => name),
+                };
+                (name, metrics)
+            })
+            .collect()
+    })
 }
 
 /// The attach_data echo of docs/compatibility.md#reply-construction-and-attach-data: always present in the reply, empty if absent.

@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod msfs;
+pub mod stages;
 pub mod store;
 
 mod api;

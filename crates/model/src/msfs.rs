@@ -129,11 +129,13 @@ impl MsfsClient {
     /// from msfs' JSON reply. Fails on HTTP/transport errors, timeout, non-JSON reply,
     /// `error_code` ≠ 0 or a missing/empty `url`.
     pub async fn upload(&self, payload: &[u8]) -> Result<String> {
+        let started = std::time::Instant::now();
         let out = self
             .breaker
             .call(self.upload_unguarded(payload), not_answering)
             .await;
         count_call("upload", out.is_err());
+        crate::stages::note("msfs", "upload", started.elapsed());
         out
     }
 
@@ -171,11 +173,13 @@ impl MsfsClient {
     /// Download `url`; returns the first `size` bytes only when the reported content
     /// length equals `size` (the original's rule), `None` otherwise.
     pub async fn download(&self, url: &str, size: u32) -> Result<Option<Vec<u8>>> {
+        let started = std::time::Instant::now();
         let out = self
             .breaker
             .call(self.download_unguarded(url, size), not_answering)
             .await;
         count_call("download", out.is_err());
+        crate::stages::note("msfs", "download", started.elapsed());
         out
     }
 

@@ -143,6 +143,11 @@ impl ServerProcess {
         cfg.server.listen = vec![std::net::IpAddr::from([127, 0, 0, 1])];
         cfg.server.port = port;
         cfg.server.pid_file = String::new();
+        // Measured as shipped: with the metrics listener on (config/db-proxy.toml and the
+        // example dbproxyserver.conf turn it on), on a port of its own.
+        if !cfg.metrics.listen.is_empty() {
+            cfg.metrics.listen = format!("127.0.0.1:{}", free_port()?);
+        }
         // Warnings, plus the start/stop lines of the server's wiring, whose stop line gives
         // the stage timings (see `StageReport::from_log_line`).
         cfg.log.level = "warn,db_proxy::app=info".into();
@@ -340,6 +345,9 @@ fn legacy_conf_text(s: &Settings) -> String {
         "MsfsSite={}\naesKey={}\n",
         s.server.msfs_url, s.server.aes_key
     ));
+    if !s.metrics.listen.is_empty() {
+        t.push_str(&format!("MetricsListen={}\n", s.metrics.listen));
+    }
     t.push_str("DBInstances=teamtalk_master,teamtalk_slave\n");
     for (name, m) in [
         ("teamtalk_master", &s.mysql.master),
@@ -372,6 +380,7 @@ mod tests {
         s.server.port = 10777;
         s.mysql.master.database = "dbproxy_bench".into();
         s.redis.token.db = 15;
+        s.metrics.listen = "127.0.0.1:9777".into();
         let dir = std::env::temp_dir().join(format!("xtask-legacy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bench.conf");
@@ -386,5 +395,6 @@ mod tests {
         assert_eq!(got.redis.token.db, 15);
         assert_eq!(got.redis.group_member.max_connections, 48);
         assert_eq!(got.server.aes_key, s.server.aes_key);
+        assert_eq!(got.metrics.listen, "127.0.0.1:9777");
     }
 }

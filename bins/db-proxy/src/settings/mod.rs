@@ -208,8 +208,8 @@ pub struct Limits {
     /// Close a connection whose peer has not taken a reply for this long.
     #[serde(rename = "write_timeout_ms", with = "check::millis")]
     pub write_timeout: Duration,
-    /// Log a request that takes at least this long (a WARN line).
-    #[serde(rename = "slow_request_ms", with = "check::millis")]
+    /// Log a request that takes at least this long (a WARN line); 0 logs every request.
+    #[serde(rename = "slow_request_ms", with = "check::millis_or_zero")]
     pub slow_request: Duration,
     /// Verify (`SELECT 1`) a pooled MySQL connection on checkout only when it has been idle
     /// longer than this; 0 verifies on every checkout.

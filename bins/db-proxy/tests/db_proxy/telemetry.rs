@@ -404,3 +404,31 @@ async fn dashboard_and_alert_rules_query_only_exported_series() {
     drop(proxy);
     env.cleanup().await;
 }
+
+/// With `limits.slow_request_ms = 0` every request counts as slow: each is logged with its
+/// command, time and the backend steps it took (the send: its coalesced batches and Redis
+/// calls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_are_logged_with_their_steps() {
+    let env = TestEnv::new().await;
+    let (a, b) = (
+        insert_user(&env, "slow_a").await,
+        insert_user(&env, "slow_b").await,
+    );
+    let mut proxy = Binary::start(&env, 1, "slow_request_ms = 0");
+    let c = Client::connect(proxy.addr).await.unwrap();
+    assert_eq!(send(&c, a, b, "slow one").await, 1);
+    drop(c);
+    proxy.signal("TERM");
+    assert!(proxy.wait_exit(Duration::from_secs(8)).is_some());
+    let log = proxy.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("slow request") && l.contains("CID_MSG_DATA"))
+        .unwrap_or_else(|| panic!("no slow-request line for the send:\n{log}"));
+    assert!(line.contains("elapsed_ms"), "{line}");
+    assert!(line.contains("batch store_single"), "{line}");
+    assert!(line.contains("ms"), "{line}");
+
+    env.cleanup().await;
+}

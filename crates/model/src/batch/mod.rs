@@ -169,6 +169,13 @@ impl<Req: Send + 'static, Rsp: Send + 'static> Coalescer<Req, Rsp> {
 
     /// Enqueue `req` and wait for its result.
     pub(crate) async fn call(&self, req: Req) -> Result<Rsp> {
+        let started = Instant::now();
+        let out = self.wait(req).await;
+        crate::stages::note("batch", self.name, started.elapsed());
+        out
+    }
+
+    async fn wait(&self, req: Req) -> Result<Rsp> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {

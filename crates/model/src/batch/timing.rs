@@ -9,16 +9,26 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Counters of one stage.
-#[derive(Debug)]
 pub(crate) struct Stage {
     name: String,
     runs: AtomicU64,
     items: AtomicU64,
     total_ns: AtomicU64,
+    /// Its histograms (time, batch size), taken from the recorder at the first run: the
+    /// recorder must be installed before the store starts working.
+    histograms: OnceLock<(metrics::Histogram, metrics::Histogram)>,
+}
+
+impl std::fmt::Debug for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stage")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Stage {
@@ -35,11 +45,15 @@ impl Stage {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
         if let Some(runs) = usize::try_from(runs).ok().filter(|&r| r > 0) {
-            let stage = self.name.clone();
-            metrics::histogram!(crate::metrics::STAGE_SECONDS, "stage" => stage.clone())
-                .record_many(took.as_secs_f64() / runs as f64, runs);
-            metrics::histogram!(crate::metrics::STAGE_BATCH_SIZE, "stage" => stage)
-                .record_many(items as f64 / runs as f64, runs);
+            let (seconds, size) = self.histograms.get_or_init(|| {
+                let stage = self.name.clone();
+                (
+                    metrics::histogram!(crate::metrics::STAGE_SECONDS, "stage" => stage.clone()),
+                    metrics::histogram!(crate::metrics::STAGE_BATCH_SIZE, "stage" => stage),
+                )
+            });
+            seconds.record_many(took.as_secs_f64() / runs as f64, runs);
+            size.record_many(items as f64 / runs as f64, runs);
         }
     }
 
@@ -70,6 +84,7 @@ impl Timings {
             runs: AtomicU64::new(0),
             items: AtomicU64::new(0),
             total_ns: AtomicU64::new(0),
+            histograms: OnceLock::new(),
         });
         stages.push(s.clone());
         s

@@ -129,7 +129,9 @@ impl Pools {
         };
         // Answered at once while the pool's backend is known to be down (crate::breaker).
         let admitted = breaker.admit()?;
+        let started = std::time::Instant::now();
         let (out, outage) = Box::pin(run(pool, name, &self.timeouts, tx, work)).await;
+        crate::stages::note("mysql", name, started.elapsed());
         breaker.record(admitted, if outage { out.as_ref().err() } else { None });
         out
     }

@@ -215,11 +215,13 @@ impl Cache {
     /// `work` through the endpoint's circuit breaker: answered at once while Redis is known
     /// to be down (see [`crate::breaker`]).
     async fn guarded<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let started = std::time::Instant::now();
         let out = self
             .breaker
             .call(work, |r| matches!(r, Err(e) if e.is_redis_outage()))
             .await;
         let instance = self.name;
+        crate::stages::note("redis", instance, started.elapsed());
         metrics::counter!(crate::metrics::REDIS_COMMANDS, "redis" => instance).increment(1);
         if let Err(e) = &out {
             metrics::counter!(crate::metrics::REDIS_ERRORS, "redis" => instance).increment(1);
