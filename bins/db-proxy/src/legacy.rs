@@ -209,6 +209,51 @@ pub fn legacy_key(path: &str) -> Option<String> {
     }
 }
 
+/// `ThreadNum` sized the original's pool of blocking workers (its example: twice the
+/// cores). An async server needs no such pool: every request waits on the backends without
+/// holding a thread, and on the reference machine one thread served as much as two or four
+/// (BENCHMARKS.md). Any positive value runs the default worker count; others pass through
+/// to be refused with the key's name.
+fn async_threads(thread_num: i64) -> i64 {
+    if thread_num > 0 {
+        i64::try_from(crate::settings::ServerSettings::default().threads).unwrap_or(1)
+    } else {
+        thread_num
+    }
+}
+
+/// `<db>_maxconncnt` bounded the connections the original opened on demand, one per busy
+/// worker. db-proxy coalesces concurrent requests into shared statements, so a few
+/// connections carry the load and more only make smaller batches: the pool is capped at
+/// the default size. Others pass through to be refused with the key's name.
+fn async_pool(maxconncnt: i64) -> i64 {
+    let default = i64::try_from(dbproxy_model::MysqlConfig::default().max_connections).unwrap_or(4);
+    if maxconncnt > 0 {
+        maxconncnt.min(default)
+    } else {
+        maxconncnt
+    }
+}
+
+/// What `--check-config` adds to a mapped key whose value is not taken as it is.
+pub fn mapping_note(path: &str) -> Option<&'static str> {
+    match path {
+        "server.threads" => Some(
+            "the original's blocking workers; an async server runs the default worker count \
+             for any positive value (DBPROXY__SERVER__THREADS sets another)",
+        ),
+        p if p.starts_with("mysql.") && p.ends_with(".max_connections") => Some(
+            "the most connections the original opened on demand; coalesced statements need few, \
+             so at most the default pool size is used (DBPROXY__MYSQL__<ROLE>__MAX_CONNECTIONS \
+             sets another)",
+        ),
+        p if p.starts_with("redis.") && p.ends_with(".max_connections") => {
+            Some("accepted; commands are pipelined, each pool opens at most 2 connections")
+        }
+        _ => None,
+    }
+}
+
 /// `config::Format` for `dbproxyserver.conf`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LegacyFormat;
@@ -241,6 +286,7 @@ fn to_tree(
     };
     let s = |v: &str| Value::new(uri, ValueKind::String(v.to_owned()));
     let n = |v: &str| Value::new(uri, ValueKind::I64(atoi(v)));
+    let num = |v: i64| Value::new(uri, ValueKind::I64(v));
     let table = |m: Map<String, Value>| Value::new(uri, ValueKind::Table(m));
 
     let mut server = Map::new();
@@ -250,7 +296,10 @@ fn to_tree(
         .collect::<Vec<_>>();
     server.insert("listen".into(), Value::new(uri, ValueKind::Array(listen)));
     server.insert("port".into(), n(get("ListenPort")?));
-    server.insert("threads".into(), n(get("ThreadNum")?));
+    server.insert(
+        "threads".into(),
+        num(async_threads(atoi(get("ThreadNum")?))),
+    );
     server.insert("msfs_url".into(), s(get("MsfsSite")?));
     server.insert("aes_key".into(), s(get("aesKey")?));
 
@@ -271,7 +320,10 @@ fn to_tree(
         inst.insert("database".into(), s(get(&k("dbname"))?));
         inst.insert("user".into(), s(get(&k("username"))?));
         inst.insert("password".into(), s(get(&k("password"))?));
-        inst.insert("max_connections".into(), n(get(&k("maxconncnt"))?));
+        inst.insert(
+            "max_connections".into(),
+            num(async_pool(atoi(get(&k("maxconncnt"))?))),
+        );
         mysql.insert(role.into(), table(inst));
     }
 

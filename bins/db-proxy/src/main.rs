@@ -59,7 +59,10 @@ fn main() -> ExitCode {
                     println!("# keys of the original format, and the setting each one set:");
                     for path in db_proxy::legacy::mapped_paths() {
                         if let Some(key) = db_proxy::legacy::legacy_key(&path) {
-                            println!("#   {key} -> {path}");
+                            match db_proxy::legacy::mapping_note(&path) {
+                                Some(note) => println!("#   {key} -> {path} ({note})"),
+                                None => println!("#   {key} -> {path}"),
+                            }
                         }
                     }
                 }

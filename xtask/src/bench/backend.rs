@@ -389,9 +389,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let got = loaded.unwrap().settings;
         assert_eq!(got.server.port, 10777);
-        assert_eq!(got.server.threads, 8);
+        // Mapped as db-proxy maps a shipped file: ThreadNum 8 -> 1, maxconncnt 16 -> 4.
+        assert_eq!(got.server.threads, 1);
         assert_eq!(got.mysql.master.database, "dbproxy_bench");
-        assert_eq!(got.mysql.master.max_connections, 16);
+        assert_eq!(got.mysql.master.max_connections, 4);
         assert_eq!(got.redis.token.db, 15);
         assert_eq!(got.redis.group_member.max_connections, 48);
         assert_eq!(got.server.aes_key, s.server.aes_key);

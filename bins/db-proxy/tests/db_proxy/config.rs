@@ -80,7 +80,8 @@ fn shipped_example_every_key() {
     let s = loaded.settings;
     assert_eq!(s.server.listen, ips(&["0.0.0.0"]));
     assert_eq!(s.server.port, 10600);
-    assert_eq!(s.server.threads, 48);
+    // ThreadNum=48 and maxconncnt=16 are mapped to what serves an async server.
+    assert_eq!(s.server.threads, 1);
     assert_eq!(s.server.msfs_url, "127.0.0.1");
     assert_eq!(s.server.aes_key, "12345678901234567890123456789012");
     for m in [&s.mysql.master, &s.mysql.slave] {
@@ -89,7 +90,7 @@ fn shipped_example_every_key() {
         assert_eq!(m.database, "teamtalk");
         assert_eq!(m.user, "test");
         assert_eq!(m.password, "12345");
-        assert_eq!(m.max_connections, 16);
+        assert_eq!(m.max_connections, 4);
     }
     assert_eq!(s.redis.unread.db, 1);
     assert_eq!(s.redis.group_set.max_connections, 16);
@@ -321,7 +322,8 @@ fn check_config_prints_masked_settings() {
     let out = bin().arg("--check-config").arg(&p).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("threads = 48"), "{stdout}");
+    // ThreadNum=48 is read and mapped: one async worker.
+    assert!(stdout.contains("threads = 1"), "{stdout}");
     assert!(!stdout.contains("12345\""), "password masked: {stdout}");
     assert!(
         !stdout.contains("12345678901234567890123456789012"),
@@ -330,9 +332,9 @@ fn check_config_prints_masked_settings() {
     assert!(stdout.contains("********"));
     // How each original key was mapped.
     for line in [
-        "#   ThreadNum -> server.threads",
+        "#   ThreadNum -> server.threads (the original's blocking workers; an async server runs the default worker count",
         "#   ListenIP -> server.listen",
-        "#   teamtalk_slave_maxconncnt -> mysql.slave.max_connections",
+        "#   teamtalk_slave_maxconncnt -> mysql.slave.max_connections (the most connections the original opened on demand",
         "#   group_member_db -> redis.group_member.db",
     ] {
         assert!(stdout.contains(line), "{line} missing: {stdout}");
