@@ -48,6 +48,14 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
     } else {
         run_proxy(args).await?
     };
+    if let Some(path) = &args.json_out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(f, "{}", report.json())?;
+    }
     if args.json {
         println!("{}", report.json());
     } else {

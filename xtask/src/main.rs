@@ -1,7 +1,8 @@
-//! Developer tasks: `cargo xtask db-setup | seed | serve | test | chaos | demo | bench`.
+//! Developer tasks: `cargo xtask db-setup | seed | serve | test | chaos | demo | bench | chart`.
 //! One module per subcommand; shared helpers in `common`.
 
 mod bench;
+mod chart;
 mod common;
 mod db_setup;
 mod demo;
@@ -36,6 +37,8 @@ enum Cmd {
     Demo(db_setup::Args),
     /// Pipelined load generator (issue 5): starts db-proxy on a fresh bench database unless --addr.
     Bench(bench::Args),
+    /// SVG charts (req/s and p99 per mode and configuration) from `bench --json-out` files.
+    Chart(chart::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             Cmd::Chaos => test::chaos().await,
             Cmd::Demo(a) => demo::run(&a).await,
             Cmd::Bench(a) => bench::run(&a).await,
+            Cmd::Chart(a) => chart::run(&a),
         }
     });
     match result {

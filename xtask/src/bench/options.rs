@@ -95,8 +95,9 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub admin_url: Option<String>,
     /// Start the server from a dbproxyserver.conf in the original's shipped style (ThreadNum=8,
-    /// MySQL pools of 16, Redis pools of 16 and 48) instead of config/db-proxy.toml: what a
-    /// drop-in user who keeps the old file runs. Same database, Redis and port choice.
+    /// MySQL pools of 16, Redis pools of 16 and 48, which db-proxy maps to one worker and
+    /// pools of 4) instead of config/db-proxy.toml: what a drop-in user who keeps the old file
+    /// runs. Same database, Redis and port choice.
     #[arg(long, conflicts_with_all = ["addr", "direct"])]
     pub legacy_conf: bool,
     /// Don't run `cargo build --release -p db-proxy` before starting target/release/db-proxy.
@@ -112,4 +113,7 @@ pub struct Args {
     /// Print the result as one JSON object instead of a text line.
     #[arg(long)]
     pub json: bool,
+    /// Also append the result as one JSON line to FILE (the input of `cargo xtask chart`).
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<std::path::PathBuf>,
 }

@@ -8,6 +8,9 @@ use super::stats::{Errors, Recorder};
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub mode: &'static str,
+    /// How the server was configured: `toml` (config/db-proxy.toml), `legacy conf` (a
+    /// shipped-style dbproxyserver.conf), `direct` (no server), `external` (--addr).
+    pub config: &'static str,
     /// "db-proxy (started by bench)", "db-proxy at HOST:PORT", "direct MariaDB/Redis",
     /// "in-process trivial server".
     pub target: String,
@@ -102,8 +105,18 @@ impl StageReport {
 
 impl Report {
     pub fn new(mode: &'static str, target: String, args: &super::options::Args) -> Report {
+        let config = if args.direct || args.mode == super::options::Mode::Ceiling {
+            "direct"
+        } else if args.addr.is_some() {
+            "external"
+        } else if args.legacy_conf {
+            "legacy conf"
+        } else {
+            "toml"
+        };
         Report {
             mode,
+            config,
             target,
             conns: args.conns,
             depth: args.depth,
