@@ -12,7 +12,10 @@ use crate::settings::Loaded;
 
 /// Runs the check (and the repair when `repair`), printing the report to stdout.
 pub async fn run(loaded: &Loaded, repair: bool) -> ExitCode {
-    let store = match Store::connect(&loaded.settings.store_config()).await {
+    let mut config = loaded.settings.store_config();
+    // Whole-table scans and per-relation copies take longer than a request's unit of work.
+    config.timeouts.statement = std::time::Duration::from_secs(3600);
+    let store = match Store::connect(&config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("db-proxy --doctor: cannot connect the backends: {e}");

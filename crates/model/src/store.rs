@@ -123,8 +123,9 @@ impl Store {
         self.inner.pools.record_gauges();
     }
 
-    /// Asks every backend for an answer within `within`: `SELECT 1` on the MySQL master and
-    /// slave pools, `PING` on each Redis instance (unread, group_set, token, group_member).
+    /// Asks every backend for an answer: `SELECT 1` on the MySQL master and slave pools
+    /// (bounded by the pool wait and unit timeouts), `PING` on each Redis instance (unread,
+    /// group_set, token, group_member) within `within`.
     /// One entry per part, `(name, None)` when it answered, `(name, Some(why))` otherwise.
     /// A backend whose breaker is open fails at once.
     pub async fn readiness(&self, within: Duration) -> Vec<(&'static str, Option<String>)> {
@@ -138,13 +139,9 @@ impl Store {
                     .map(|_| ())
                     .ctx("SELECT 1")
             });
-            match tokio::time::timeout(within, asked).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    what: "readiness SELECT 1".into(),
-                    after: within,
-                }),
-            }
+            // Bounded by the unit's own timeout, not cut off from outside: a cut-off unit
+            // would hand its connection back to the pool mid-statement.
+            asked.await
         };
         let redis = async |c: &Cache| match tokio::time::timeout(within, c.ping()).await {
             Ok(r) => r,

@@ -73,18 +73,22 @@ pub(crate) async fn serve_connection<H: Handler>(
     let mut paused = false;
 
     loop {
-        let idle_at = last_recv + cfg.idle_timeout;
-        let (quiet_at, deadline) = match lame {
-            Some((since, deadline)) => (last_recv.max(since) + cfg.shutdown_quiet, deadline),
-            None => (Instant::now() + FAR, Instant::now() + FAR),
-        };
         let bytes_allow = budget.admits(in_flight.len());
         let can_read = in_flight.len() < max_in_flight && bytes_allow;
         if !bytes_allow && !paused {
             Stats::inc(&stats.reads_paused);
             tracing::debug!("replies not drained; reading paused");
         }
+        if bytes_allow && paused {
+            // The idle timeout counts from the end of the pause.
+            last_recv = Instant::now();
+        }
         paused = !bytes_allow;
+        let idle_at = last_recv + cfg.idle_timeout;
+        let (quiet_at, deadline) = match lame {
+            Some((since, deadline)) => (last_recv.max(since) + cfg.shutdown_quiet, deadline),
+            None => (Instant::now() + FAR, Instant::now() + FAR),
+        };
         tokio::select! {
             biased;
             _ = ctx.hard_stop.cancelled() => break,
@@ -126,7 +130,8 @@ pub(crate) async fn serve_connection<H: Handler>(
                     dispatch(pdu, peer, &ctx, &tx, &budget, &mut in_flight);
                 }
             },
-            _ = sleep_until(idle_at), if lame.is_none() => {
+            // A peer whose reading db-proxy paused is not idle: its frames wait unread.
+            _ = sleep_until(idle_at), if lame.is_none() && !paused => {
                 Stats::inc(&stats.idle_closed);
                 tracing::info!(idle = ?cfg.idle_timeout, "nothing received; closing idle connection");
                 break;

@@ -112,7 +112,6 @@ pub(super) fn aes_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
     Ok(s)
 }
 
-/// A tracing filter directive.
 /// An `ip:port` address, or empty (off).
 pub(super) fn socket_addr_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
@@ -125,6 +124,7 @@ pub(super) fn socket_addr_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<St
     Ok(s)
 }
 
+/// A tracing filter directive.
 pub(super) fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = non_empty(d)?;
     if tracing_subscriber::EnvFilter::try_new(&s).is_err() {

@@ -316,7 +316,7 @@ impl Doctor<'_> {
                         .ctx("doctor: messages of a duplicate relation")?;
                         let to = MESSAGE_TABLES[shard_of(keep)];
                         for r in &rows {
-                            next += 1;
+                            next = next_id(next)?;
                             diesel::sql_query(format!(
                                 "INSERT INTO {to} (relateId, fromId, toId, msgId, content, \
                                  status, type, created, updated) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)"
@@ -350,7 +350,7 @@ impl Doctor<'_> {
                              copied into relation {keep} as msgIds {}..={next} and set to status 1 in {from}",
                             old_id,
                             rows.len(),
-                            next + 1 - rows.len() as u32,
+                            (next + 1).saturating_sub(rows.len() as u32),
                         ));
                     }
                     Ok((lines, next))
@@ -446,7 +446,7 @@ impl Doctor<'_> {
                     let mut next = max_msg_id(c, kind, owner).await?;
                     let mut lines = Vec::new();
                     for row in ids.iter().skip(skip) {
-                        next += 1;
+                        next = next_id(next)?;
                         diesel::sql_query(format!("UPDATE {table} SET msgId = ? WHERE id = ?"))
                             .bind::<Unsigned<Integer>, _>(next)
                             .bind::<Unsigned<BigInt>, _>(row.id)
@@ -563,6 +563,12 @@ impl Doctor<'_> {
         }
         Ok(())
     }
+}
+
+/// The msgId after `id`, refused when the column would overflow (it would wrap to 0).
+fn next_id(id: u32) -> Result<u32> {
+    id.checked_add(1)
+        .ok_or_else(|| crate::Error::Invalid("doctor: msgIds of a conversation exhausted".into()))
 }
 
 /// An id read as BIGINT UNSIGNED; ids of this schema fit in 32 bits.

@@ -119,7 +119,8 @@ impl Messages<'_> {
             Err(e) if repo::outcome_unknown(&e) => {
                 let sql = repo::STORED_GROUP[shard_of(m.group_id)];
                 let within = self.store.timeouts().outcome_check;
-                match repo::settle(self.store.pools(), sql, m.group_id, m.msg_id, within).await {
+                let row = [m.group_id, m.msg_id, m.from_id, m.created];
+                match repo::settle(self.store.pools(), sql, row, within).await {
                     Some(true) => {
                         tracing::info!(error = %e, "group message was committed after all");
                         Ok(())

@@ -142,7 +142,7 @@ pub(crate) fn coalescer(
             let stored = store_stage
                 .time(
                     ready.len(),
-                    store_batch(&pools, &texts, &ready, outcome_check),
+                    store_batch(&pools, &texts, &ready, outcome_check, &mut held),
                 )
                 .await;
             // MySQL is done: the next batch may start while this one counts in Redis.
@@ -219,12 +219,15 @@ async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Ve
 }
 
 /// Store `jobs` (ids set) in one transaction, retried on a lock conflict; when a statement
-/// of it failed, one by one. One result per job.
+/// of it failed, one by one. A transaction whose outcome is unknown is settled by asking the
+/// master ([`settled`]), after the master gate (`held`) is released: the asking may last up
+/// to `outcome_check`, and other sends must not queue behind it. One result per job.
 async fn store_batch(
     pools: &Pools,
     texts: &[Vec<String>],
     jobs: &[OwnedSingle],
     outcome_check: Duration,
+    held: &mut Held,
 ) -> Vec<Result<()>> {
     let n = jobs.len();
     if n == 0 {
@@ -241,29 +244,11 @@ async fn store_batch(
         // Unknown outcome (the COMMIT may have reached the server): storing the messages
         // again could duplicate them; the master is asked instead.
         Err(e) if outcome_unknown(&e) => {
-            let first = &jobs[0];
-            let settled = match first.msg_id {
-                Some(msg_id) => {
-                    let sql = STORED_SINGLE[shard_of(first.relate_id)];
-                    settle(pools, sql, first.relate_id, msg_id, outcome_check).await
-                }
-                None => None,
-            };
-            match settled {
-                Some(true) => {
-                    tracing::info!(error = %e, n, "message batch was committed after all");
-                    (0..n).map(|_| Ok(())).collect()
-                }
-                Some(false) => fan_out(n, Err(e)),
-                None => {
-                    tracing::error!(
-                        error = %e,
-                        n,
-                        within = ?outcome_check,
-                        "message batch outcome unknown: the master did not answer"
-                    );
-                    fan_out(n, Err(e))
-                }
+            held.release();
+            let outcome = settled(pools, &jobs[0], e, outcome_check).await;
+            match outcome {
+                Ok(()) => (0..n).map(|_| Ok(())).collect(),
+                Err(e) => fan_out(n, Err(e)),
             }
         }
         // A lone message, or no connection at all: storing again would only fail again.
@@ -273,16 +258,52 @@ async fn store_batch(
             let mut out = Vec::with_capacity(n);
             for job in jobs {
                 let one = std::slice::from_ref(job);
-                out.push(
-                    pools
-                        .on(Db::Master)
-                        .transaction_retried("store_single", async |c| {
-                            store_singles_on(c, texts, one).await
-                        })
-                        .await,
-                );
+                let alone = pools
+                    .on(Db::Master)
+                    .transaction_retried("store_single", async |c| {
+                        store_singles_on(c, texts, one).await
+                    })
+                    .await;
+                out.push(match alone {
+                    Err(e) if outcome_unknown(&e) => {
+                        held.release();
+                        settled(pools, job, e, outcome_check).await
+                    }
+                    other => other,
+                });
             }
             out
+        }
+    }
+}
+
+/// The outcome of a transaction that stored `job` (and maybe others with it) and failed
+/// with `e` of unknown outcome: `Ok` when the master holds the row, `Err(e)` when it does
+/// not or did not answer within `outcome_check`.
+async fn settled(
+    pools: &Pools,
+    job: &OwnedSingle,
+    e: Error,
+    outcome_check: Duration,
+) -> Result<()> {
+    let Some(msg_id) = job.msg_id else {
+        return Err(e);
+    };
+    let sql = STORED_SINGLE[shard_of(job.relate_id)];
+    let row = [job.relate_id, msg_id, job.from_id, job.created];
+    match settle(pools, sql, row, outcome_check).await {
+        Some(true) => {
+            tracing::info!(error = %e, "message transaction was committed after all");
+            Ok(())
+        }
+        Some(false) => Err(e),
+        None => {
+            tracing::error!(
+                error = %e,
+                within = ?outcome_check,
+                "message transaction outcome unknown: the master did not answer"
+            );
+            Err(e)
         }
     }
 }
@@ -295,7 +316,7 @@ const PENDING_MAX: usize = 100_000;
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 
 /// Unread increments of committed messages that Redis certainly did not apply (its breaker
-/// was open, or it refused the script before any increment): (to, from) -> count. They are applied with the next batch's increments or by
+/// was open, or the counter key was not a hash): (to, from) -> count. They are applied with the next batch's increments or by
 /// [`repair_unread`], so counters catch up with their messages once Redis answers. Kept
 /// in this process only: a restart while Redis is down loses them
 /// (docs/compatibility.md#unread-counters-while-redis-is-away).
@@ -316,23 +337,38 @@ impl PendingUnread {
         if all.is_empty() {
             return;
         }
-        let mut keys = Vec::with_capacity(all.len());
-        let mut args = Vec::with_capacity(all.len() * 2);
-        for (&(to, from), &n) in &all {
+        let pairs: Vec<((u32, u32), u64)> = all.into_iter().collect();
+        let mut keys = Vec::with_capacity(pairs.len());
+        let mut args = Vec::with_capacity(pairs.len() * 2);
+        for &((to, from), n) in &pairs {
             keys.push(single_unread_key(to));
             args.push(from.to_string());
             args.push(n.to_string());
         }
         match cache.eval(&HINCR_MANY, &keys, &args).await {
+            // Keys that are not hashes were skipped: kept, so they are applied once fixed.
+            Ok(ScriptValue::List(skipped)) if !skipped.is_empty() => {
+                let bad: HashMap<(u32, u32), u64> = skipped
+                    .iter()
+                    .filter_map(|v| v.as_i64())
+                    .filter_map(|i| pairs.get(usize::try_from(i - 1).ok()?).copied())
+                    .collect();
+                let kept = self.keep(bad);
+                tracing::warn!(
+                    skipped = skipped.len(),
+                    kept,
+                    "unread counters that are not hashes in Redis; increments kept for a retry"
+                );
+            }
             Ok(_) => {}
             // Sent but not answered: Redis may still apply it (a stall) or has lost it with
             // its data (a crash); applying it again could count twice.
             Err(error) if error.is_redis_outage() => {
-                tracing::error!(%error, n = all.len(), "unread counters: increments may be lost");
+                tracing::error!(%error, n = pairs.len(), "unread counters: increments may be lost");
             }
-            // Not applied (the breaker refused, or the script's type check failed first).
+            // Not applied (the breaker refused, or Redis refused the script).
             Err(error) => {
-                let kept = self.keep(all);
+                let kept = self.keep(pairs.into_iter().collect());
                 tracing::warn!(%error, kept, "unread counters not incremented yet; kept for a retry");
             }
         }

@@ -66,16 +66,20 @@ pub(crate) static INCR_MANY_IF_EXIST: Script = Script::new(
 );
 
 /// HINCRBY KEYS[i] ARGV[2i-1] ARGV[2i] for every i: the unread counters of a batch of
-/// messages (field, then how many). A key that is not a hash fails the script before any
-/// increment, so an error reply means nothing was applied (the caller may keep them).
+/// messages (field, then how many). A key that is not a hash is skipped (one bad key must
+/// not stop everyone's counters); returns the 1-based indexes of the skipped keys.
 pub(crate) static HINCR_MANY: Script = Script::new(
     "unread hincr_many",
-    "for _, k in ipairs(KEYS) do \
+    "local skipped = {} \
+     for i, k in ipairs(KEYS) do \
        local t = redis.call('TYPE', k).ok \
-       if t ~= 'hash' and t ~= 'none' then return redis.error_reply('WRONGTYPE ' .. k) end \
+       if t == 'hash' or t == 'none' then \
+         redis.call('HINCRBY', k, ARGV[2 * i - 1], ARGV[2 * i]) \
+       else \
+         skipped[#skipped + 1] = i \
+       end \
      end \
-     for i, k in ipairs(KEYS) do redis.call('HINCRBY', k, ARGV[2 * i - 1], ARGV[2 * i]) end \
-     return #KEYS",
+     return skipped",
 );
 
 /// Copy every field of KEYS[1] into KEYS[2] (HMSET); nothing when KEYS[1] is empty

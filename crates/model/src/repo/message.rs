@@ -311,20 +311,22 @@ pub(crate) fn outcome_unknown(e: &Error) -> bool {
     matches!(e.inner(), Error::Commit { .. } | Error::Timeout { .. })
 }
 
-/// Whether row (relateId, msgId) of a 1:1 shard exists, waiting for a transaction that
-/// holds it; bind the relation id, then the msgId. `status = 0` (what an insert writes)
+/// Whether the row of a 1:1 message exists, waiting for a transaction that holds it; binds
+/// relation id, msgId, fromId, created (msgIds are not unique in old data, so the row is
+/// matched on what this write stored too). `status = 0` (what an insert writes)
 /// lets the (relateId, status, msgId) index find the row alone, so only it is locked.
 pub(crate) const STORED_SINGLE: [&str; 8] = shard_sql!(
     IMMessage,
     "SELECT COUNT(*) AS n FROM ",
-    " WHERE relateId = ? AND status = 0 AND msgId = ? LOCK IN SHARE MODE"
+    " WHERE relateId = ? AND status = 0 AND msgId = ? AND fromId = ? AND created = ? \
+     LOCK IN SHARE MODE"
 );
 
-/// [`STORED_SINGLE`] for group shards: bind the group id, then the msgId.
+/// [`STORED_SINGLE`] for group shards: binds group id, msgId, userId, created.
 pub(crate) const STORED_GROUP: [&str; 8] = shard_sql!(
     IMGroupMessage,
     "SELECT COUNT(*) AS n FROM ",
-    " WHERE groupId = ? AND msgId = ? LOCK IN SHARE MODE"
+    " WHERE groupId = ? AND msgId = ? AND userId = ? AND created = ? LOCK IN SHARE MODE"
 );
 
 #[derive(QueryableByName)]
@@ -333,17 +335,16 @@ struct Count {
     n: i64,
 }
 
-/// Whether the message transaction that wrote row (`owner`, `msg_id`) was committed
-/// (docs/compatibility.md#a-message-whose-commit-was-cut-off), asked on the master by `sql`
-/// ([`STORED_SINGLE`] or the group one) until it answers or `within` passes (`None`). The
+/// Whether the message transaction that wrote `row` (owner, msgId, sender, created) was
+/// committed (docs/compatibility.md#a-message-whose-commit-was-cut-off), asked on the master
+/// by `sql` ([`STORED_SINGLE`] or the group one) until it answers or `within` passes (`None`). The
 /// read locks the row: while that transaction is still open on the server (its COMMIT on
 /// the way), the read waits for it, so the answer is final, not a snapshot. A transaction
 /// is all or nothing, so one of its rows tells for all.
 pub(crate) async fn settle(
     pools: &Pools,
     sql: &'static str,
-    owner: u32,
-    msg_id: u32,
+    row: [u32; 4],
     within: Duration,
 ) -> Option<bool> {
     let deadline = tokio::time::Instant::now() + within;
@@ -359,8 +360,10 @@ pub(crate) async fn settle(
                     .await
                     .ctx("lock wait for the outcome check")?;
                 let asked = diesel::sql_query(sql)
-                    .bind::<Unsigned<Integer>, _>(owner)
-                    .bind::<Unsigned<Integer>, _>(msg_id)
+                    .bind::<Unsigned<Integer>, _>(row[0])
+                    .bind::<Unsigned<Integer>, _>(row[1])
+                    .bind::<Unsigned<Integer>, _>(row[2])
+                    .bind::<Unsigned<Integer>, _>(row[3])
                     .get_result::<Count>(c)
                     .await
                     .ctx("message stored?");
