@@ -104,7 +104,8 @@ impl MsfsClient {
         }
         let upload_url = upload_url(site);
         let breaker = Breaker::new(
-            format!("msfs {upload_url}"),
+            // Not the URL: MsfsSite may carry credentials, and the name reaches logs and labels.
+            "msfs",
             {
                 let client = client.clone();
                 let url = upload_url.clone();

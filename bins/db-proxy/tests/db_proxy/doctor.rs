@@ -5,13 +5,12 @@
 use std::process::Command;
 
 use bytes::Bytes;
-use dbproxy_protocol::pb::im::base_define::MsgType;
 use dbproxy_protocol::pb::im::message::ImMsgData;
 use dbproxy_protocol::{cid, Client};
 use dbproxy_testkit::{free_port, TestEnv};
 
 use crate::common::binary::{config_file, Binary};
-use crate::common::insert_user;
+use crate::common::{insert_user, single_text};
 
 fn doctor(cfg: &std::path::Path, repair: bool) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_db-proxy"));
@@ -55,15 +54,7 @@ async fn doctor_reports_then_repairs_a_damaged_database() {
     let r: ImMsgData = c
         .call_decode(
             cid::MSG_DATA,
-            &ImMsgData {
-                from_user_id: a,
-                to_session_id: b,
-                msg_id: 0,
-                create_time: 200,
-                msg_type: MsgType::SingleText as i32,
-                msg_data: Bytes::from_static(b"sent before the repair"),
-                attach_data: None,
-            },
+            &single_text(a, b, 200, Bytes::from_static(b"sent before the repair")),
         )
         .await
         .unwrap();

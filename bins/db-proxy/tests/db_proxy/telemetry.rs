@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};
+use dbproxy_protocol::pb::im::base_define::SessionType;
 use dbproxy_protocol::pb::im::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
 use dbproxy_protocol::pb::im::message::{ImGetMsgListReq, ImGetMsgListRsp, ImMsgData};
 use dbproxy_protocol::pb::im::server::{
@@ -18,7 +18,7 @@ use dbproxy_protocol::{cid, sid, Client};
 use dbproxy_testkit::{free_port, TestEnv};
 
 use crate::common::binary::{http_get, Binary, AES_KEY};
-use crate::common::{insert_user, CLIENT_MD5_123456};
+use crate::common::{insert_user, single_text, CLIENT_MD5_123456};
 use crate::raw::{frame, Raw};
 
 /// One scrape: `name{label="v",...}` (labels sorted) → value.
@@ -81,15 +81,7 @@ async fn send(c: &Client, from: u32, to: u32, content: &str) -> u32 {
     let r: ImMsgData = c
         .call_decode(
             cid::MSG_DATA,
-            &ImMsgData {
-                from_user_id: from,
-                to_session_id: to,
-                msg_id: 0,
-                create_time: 1000,
-                msg_type: MsgType::SingleText as i32,
-                msg_data: Bytes::from(content.to_owned()),
-                attach_data: None,
-            },
+            &single_text(from, to, 1000, Bytes::from(content.to_owned())),
         )
         .await
         .unwrap();

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dbproxy_protocol::cid;
-use dbproxy_protocol::pb::im::base_define::MsgType;
 use dbproxy_protocol::pb::im::message::{ImMsgData, ImUnreadMsgCntReq, ImUnreadMsgCntRsp};
 use dbproxy_protocol::{Client, ClientOptions};
 use dbproxy_testkit::{PrivateMariadb, TestEnv};
 
 use super::scaled;
 use crate::common::binary::Binary;
-use crate::common::insert_user;
+use crate::common::{insert_user, single_text};
 
 /// Short backend timeouts, so each outage is detected within about a second.
 const LIMITS: &str = "mysql_timeout_ms = 1000\nmysql_pool_wait_ms = 1000\nredis_timeout_ms = 500\nconnect_timeout_ms = 500\nmysql_outcome_check_ms = 20000";
@@ -57,15 +56,12 @@ async fn start_load(proxy: &Binary, pairs: &[(u32, u32)], round: &'static str) -
                 let reply: ImMsgData = c
                     .call_decode(
                         cid::MSG_DATA,
-                        &ImMsgData {
-                            from_user_id: from,
-                            to_session_id: to,
-                            msg_id: 0,
-                            create_time: 1000 + n,
-                            msg_type: MsgType::SingleText as i32,
-                            msg_data: Bytes::from(content.clone().into_bytes()),
-                            attach_data: None,
-                        },
+                        &single_text(
+                            from,
+                            to,
+                            1000 + n,
+                            Bytes::from(content.clone().into_bytes()),
+                        ),
                     )
                     .await
                     .unwrap_or_else(|e| panic!("send {content} not answered: {e}"));
@@ -100,15 +96,7 @@ async fn wait_for_service(proxy: &Binary, pair: (u32, u32), what: &str) -> Durat
         let reply: ImMsgData = c
             .call_decode(
                 cid::MSG_DATA,
-                &ImMsgData {
-                    from_user_id: pair.0,
-                    to_session_id: pair.1,
-                    msg_id: 0,
-                    create_time: 1,
-                    msg_type: MsgType::SingleText as i32,
-                    msg_data: Bytes::from_static(b"probe"),
-                    attach_data: None,
-                },
+                &single_text(pair.0, pair.1, 1, Bytes::from_static(b"probe")),
             )
             .await
             .unwrap();

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};
+use dbproxy_protocol::pb::im::base_define::SessionType;
 use dbproxy_protocol::pb::im::message::{ImGetMsgListReq, ImGetMsgListRsp, ImMsgData};
 use dbproxy_protocol::{cid, sid, Client, ClientOptions, Pdu, PduCodec};
 use dbproxy_testkit::TestEnv;
@@ -19,7 +19,7 @@ use tokio_util::codec::FramedWrite;
 
 use super::{p99, scaled};
 use crate::common::binary::Binary;
-use crate::common::insert_user;
+use crate::common::{insert_user, single_text};
 
 const MIB: u64 = 1024;
 
@@ -88,15 +88,12 @@ async fn peers_that_never_read_are_bounded_and_closed() {
         let reply: ImMsgData = c
             .call_decode(
                 cid::MSG_DATA,
-                &ImMsgData {
-                    from_user_id: a,
-                    to_session_id: b,
-                    msg_id: 0,
-                    create_time: 1000 + n,
-                    msg_type: MsgType::SingleText as i32,
-                    msg_data: Bytes::from(vec![b'a' + (n % 26) as u8; 4000]),
-                    attach_data: None,
-                },
+                &single_text(
+                    a,
+                    b,
+                    1000 + n,
+                    Bytes::from(vec![b'a' + (n % 26) as u8; 4000]),
+                ),
             )
             .await
             .unwrap();
@@ -204,15 +201,7 @@ async fn connection_storms_past_the_limit_are_refused_with_bounded_memory() {
                     let reply: ImMsgData = good
                         .call_decode(
                             cid::MSG_DATA,
-                            &ImMsgData {
-                                from_user_id: a,
-                                to_session_id: b,
-                                msg_id: 0,
-                                create_time: n,
-                                msg_type: MsgType::SingleText as i32,
-                                msg_data: Bytes::from_static(b"during the storm"),
-                                attach_data: None,
-                            },
+                            &single_text(a, b, n, Bytes::from_static(b"during the storm")),
                         )
                         .await
                         .unwrap();

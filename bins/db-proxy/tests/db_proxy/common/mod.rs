@@ -13,6 +13,8 @@ use bytes::Bytes;
 use db_proxy::app::ActionHandler;
 use dbproxy_action::{ActionSettings, Actions};
 use dbproxy_model::user::{password_hash, NewUser};
+use dbproxy_protocol::pb::im::base_define::MsgType;
+use dbproxy_protocol::pb::im::message::ImMsgData;
 use dbproxy_protocol::{Client, ClientOptions, Pdu};
 use dbproxy_testkit::TestEnv;
 use dbproxy_transport::{Server, ServerConfig};
@@ -128,6 +130,20 @@ pub async fn insert_user(env: &TestEnv, name: &str) -> u32 {
         )
         .await
         .expect("insert user")
+}
+
+/// A 1:1 text message (type 1) from `from` to `to` as a message server sends it: msg_id 0,
+/// no attach.
+pub fn single_text(from: u32, to: u32, create_time: u32, msg_data: Bytes) -> ImMsgData {
+    ImMsgData {
+        from_user_id: from,
+        to_session_id: to,
+        msg_id: 0,
+        create_time,
+        msg_type: MsgType::SingleText as i32,
+        msg_data,
+        attach_data: None,
+    }
 }
 
 /// Sends `req` as `cid` and decodes the reply as `R` (panics on timeout / no reply).
