@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use dbproxy_protocol::{Client, ClientOptions};
 use rand::SeedableRng;
 
+pub use backend::fresh_on as fresh_backends;
 pub use options::Args;
 use options::Mode;
+pub use prepare::{user_name, PASSWORD};
 use report::{Report, StageReport};
 use stats::{Failure, Live, Recorder};
 use workload::{Target, Workload};
@@ -37,6 +39,17 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
     }
     if args.direct && matches!(args.mode, Mode::Ceiling) {
         return Err("--direct measures the backends; it has no ceiling mode".into());
+    }
+    if args.direct && args.mode.needs_population() {
+        return Err(format!("--direct has no model-call twin of mode {} yet", args.mode).into());
+    }
+    if args.mode.needs_population() && args.population.is_none() {
+        return Err(format!(
+            "mode {} reads groups and long conversations: build them with `cargo xtask \
+             populate` and pass --population DATABASE",
+            args.mode
+        )
+        .into());
     }
     if args.mode == Mode::Ceiling && args.addr.is_some() {
         return Err("--mode ceiling runs its own in-process server; drop --addr".into());
@@ -116,9 +129,34 @@ async fn run_ceiling(args: &Args) -> Result<Report> {
     result.map(|()| report)
 }
 
+/// The backends and the population of a run: a built population as it is, or a fresh bench
+/// database with its preparation.
+async fn backends_and_population(args: &Args) -> Result<(backend::Backends, prepare::Population)> {
+    match &args.population {
+        Some(db) => {
+            let manifest = crate::populate::Manifest::load(db)?;
+            let b = backend::population(&manifest).await?;
+            let pop = prepare::Population::from_manifest(&manifest);
+            eprintln!(
+                "bench: population `{db}`: {} heavy users, {} conversations ({} with >= {} messages)",
+                pop.users.len(),
+                pop.pairs.len(),
+                pop.fetch_pairs.len(),
+                prepare::FETCH_COUNT
+            );
+            Ok((b, pop))
+        }
+        None => {
+            let b = backend::fresh(args).await?;
+            let pop = prepare::prepare(&b.store, args).await?;
+            Ok((b, pop))
+        }
+    }
+}
+
 async fn run_direct(args: &Args) -> Result<Report> {
-    let b = backend::fresh(args).await?;
-    let pop = Arc::new(prepare::prepare(&b.store, args).await?);
+    let (b, pop) = backends_and_population(args).await?;
+    let pop = Arc::new(pop);
     let mut report = Report::new(args.mode.name(), "direct MariaDB/Redis".into(), args);
     let workload = Workload::new(args.mode, pop)?;
     settle().await;
@@ -127,7 +165,7 @@ async fn run_direct(args: &Args) -> Result<Report> {
 }
 
 async fn run_proxy(args: &Args) -> Result<Report> {
-    let (b, server, addr, label) = match &args.addr {
+    let (b, pop, server, addr, label) = match &args.addr {
         Some(a) => {
             let addr = tokio::net::lookup_host(a.as_str())
                 .await?
@@ -137,10 +175,11 @@ async fn run_proxy(args: &Args) -> Result<Report> {
                 .await
                 .map_err(|e| format!("--addr {a}: {e}"))?;
             let b = backend::existing(args).await?;
-            (b, None, addr, format!("db-proxy at {a}"))
+            let pop = prepare::prepare(&b.store, args).await?;
+            (b, pop, None, addr, format!("db-proxy at {a}"))
         }
         None => {
-            let b = backend::fresh(args).await?;
+            let (b, pop) = backends_and_population(args).await?;
             let server =
                 backend::ServerProcess::start(&b.settings, args.no_build, args.legacy_conf).await?;
             let addr = server.addr;
@@ -149,10 +188,10 @@ async fn run_proxy(args: &Args) -> Result<Report> {
             } else {
                 "db-proxy (started by bench)"
             };
-            (b, Some(server), addr, label.into())
+            (b, pop, Some(server), addr, label.into())
         }
     };
-    let pop = Arc::new(prepare::prepare(&b.store, args).await?);
+    let pop = Arc::new(pop);
     drop(b);
     let mut report = Report::new(args.mode.name(), label, args);
     let workload = Workload::new(args.mode, pop)?;

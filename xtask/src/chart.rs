@@ -32,6 +32,19 @@ struct Run {
     depth: u32,
     req_per_s: f64,
     p99_ms: f64,
+    /// `bench --population`: runs on a built population get a bar of their own.
+    #[serde(default)]
+    population: Option<String>,
+}
+
+impl Run {
+    /// The bar a run belongs to: its configuration, and its population when it has one.
+    fn series(&self) -> String {
+        match &self.population {
+            Some(p) => format!("{} {}", self.config, p.trim_start_matches("dbproxy_")),
+            None => self.config.clone(),
+        }
+    }
 }
 
 fn unknown_config() -> String {
@@ -39,7 +52,19 @@ fn unknown_config() -> String {
 }
 
 /// The order modes appear in, left to right.
-const MODES: [&str; 6] = ["login", "send", "fetch", "unread", "mix", "ceiling"];
+const MODES: [&str; 11] = [
+    "login",
+    "send",
+    "fetch",
+    "unread",
+    "mix",
+    "sessions",
+    "group-list",
+    "group-info",
+    "by-ids",
+    "read-unread",
+    "ceiling",
+];
 
 const COLOURS: [RGBColor; 4] = [
     RGBColor(0x4c, 0x72, 0xb0),
@@ -100,7 +125,7 @@ fn cells(runs: &[&Run], value: fn(&Run) -> f64) -> Cells {
         };
         raw.entry(m)
             .or_default()
-            .entry(r.config.clone())
+            .entry(r.series())
             .or_default()
             .push(value(r));
     }
@@ -198,6 +223,7 @@ mod tests {
             depth: 16,
             req_per_s,
             p99_ms: 1.0,
+            population: None,
         }
     }
 
@@ -215,6 +241,14 @@ mod tests {
         assert_eq!(c[&1]["toml"], 2.0, "median of send");
         assert_eq!(c[&0]["legacy conf"], 9.0);
         assert_eq!(c.len(), 2, "unknown modes are left out");
+        let mut large = run("unread", "legacy conf", 4.0);
+        large.population = Some("dbproxy_pop_large".into());
+        let refs = [&large];
+        let c = cells(&refs, |r| r.req_per_s);
+        assert_eq!(
+            c[&3]["legacy conf pop_large"], 4.0,
+            "a population has its own bar"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn settings() -> Result<Settings> {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn connect(opts: impl Into<Opts>) -> Result<Conn> {
+pub async fn connect(opts: impl Into<Opts>) -> Result<Conn> {
     match tokio::time::timeout(TIMEOUT, Conn::new(opts.into())).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(e.into()),
@@ -88,17 +88,20 @@ pub async fn admin_conn(admin_url: Option<&str>) -> Result<(Conn, String)> {
     }
 }
 
-/// A connection as the application user of `m`, to its database.
-pub async fn app_conn(m: &MysqlInstance) -> Result<Conn> {
-    let port = m.port;
-    let opts = OptsBuilder::default()
+/// Connection options of the application user of `m`, to its database.
+pub fn app_opts(m: &MysqlInstance) -> OptsBuilder {
+    OptsBuilder::default()
         .ip_or_hostname(m.host.clone())
-        .tcp_port(port)
+        .tcp_port(m.port)
         .user(Some(m.user.clone()))
         .pass(Some(m.password.clone()))
         .db_name(Some(m.database.clone()))
-        .prefer_socket(false);
-    connect(opts).await.map_err(|e| {
+        .prefer_socket(false)
+}
+
+/// A connection as the application user of `m`, to its database.
+pub async fn app_conn(m: &MysqlInstance) -> Result<Conn> {
+    connect(app_opts(m)).await.map_err(|e| {
         format!(
             "cannot log in to MariaDB {} as `{}` (database `{}`): {e}. Run `cargo xtask db-setup`",
             m.addr(),
@@ -144,12 +147,8 @@ impl Redis {
 
     /// Sends one command, returns the first reply line without its type byte.
     pub async fn cmd(&mut self, args: &[&str]) -> Result<String> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        let mut out = Vec::new();
+        encode(&mut out, args);
         let fut = async {
             self.io.get_mut().write_all(&out).await?;
             let mut line = String::new();
@@ -168,6 +167,53 @@ impl Redis {
             Some(("-", msg)) => Err(format!("Redis {}: {msg}", args.first().unwrap_or(&"")).into()),
             Some((_, rest)) => Ok(rest.to_owned()),
             None => Err(format!("Redis {}: connection closed", args.first().unwrap_or(&"")).into()),
+        }
+    }
+}
+
+/// Appends one command in RESP.
+fn encode<S: AsRef<str>>(out: &mut Vec<u8>, args: &[S]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Redis {
+    /// Sends many commands at once (replies: status, error or integer only) and reads every
+    /// reply; fails on the first error reply after reading them all.
+    pub async fn pipeline(&mut self, cmds: &[Vec<String>]) -> Result<()> {
+        if cmds.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        for c in cmds {
+            encode(&mut out, c);
+        }
+        let fut = async {
+            self.io.get_mut().write_all(&out).await?;
+            let mut first_error = None;
+            let mut line = String::new();
+            for _ in cmds {
+                line.clear();
+                if self.io.read_line(&mut line).await? == 0 {
+                    return Ok(Some("connection closed".to_owned()));
+                }
+                if let Some(msg) = line.strip_prefix('-') {
+                    first_error.get_or_insert_with(|| msg.trim_end().to_owned());
+                }
+            }
+            Ok::<_, std::io::Error>(first_error)
+        };
+        match tokio::time::timeout(Duration::from_secs(60), fut)
+            .await
+            .map_err(|_| "Redis pipeline timed out")??
+        {
+            None => Ok(()),
+            Some(msg) => Err(format!("Redis pipeline: {msg}").into()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask db-setup | seed | serve | test | chaos | demo | bench | chart`.
+//! Developer tasks: `cargo xtask db-setup | seed | serve | test | chaos | demo | populate | bench | chart`.
 //! One module per subcommand; shared helpers in `common`.
 
 mod bench;
@@ -6,6 +6,7 @@ mod chart;
 mod common;
 mod db_setup;
 mod demo;
+mod populate;
 mod seed;
 mod serve;
 mod test;
@@ -35,6 +36,8 @@ enum Cmd {
     Chaos,
     /// Start db-proxy in-process and show a login, a message, a list and unread counts.
     Demo(db_setup::Args),
+    /// A production-sized population (users, conversations, groups, counters) for the bench.
+    Populate(populate::Args),
     /// Pipelined load generator (issue 5): starts db-proxy on a fresh bench database unless --addr.
     Bench(bench::Args),
     /// SVG charts (req/s and p99 per mode and configuration) from `bench --json-out` files.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             Cmd::Test => test::run().await,
             Cmd::Chaos => test::chaos().await,
             Cmd::Demo(a) => demo::run(&a).await,
+            Cmd::Populate(a) => populate::run(&a).await,
             Cmd::Bench(a) => bench::run(&a).await,
             Cmd::Chart(a) => chart::run(&a),
         }

@@ -35,20 +35,55 @@ pub async fn existing(_args: &Args) -> Result<Backends> {
     Ok(Backends { settings, store })
 }
 
+/// The database and Redis db of a built population, as they are (nothing dropped).
+pub async fn population(m: &crate::populate::Manifest) -> Result<Backends> {
+    let mut s = common::settings()?;
+    s.mysql.master.database = ident("database", &m.database)?;
+    s.mysql.slave.database = m.database.clone();
+    let redis = &mut s.redis;
+    for r in [
+        &mut redis.unread,
+        &mut redis.group_set,
+        &mut redis.token,
+        &mut redis.group_member,
+    ] {
+        r.db = m.redis_db;
+    }
+    let store = connect_store(&s).await?;
+    Ok(Backends { settings: s, store })
+}
+
 /// A fresh bench database (dropped and re-created, granted to the configured app user, model
 /// schema applied) and a flushed Redis db, both chosen by the options; other settings from
 /// config/db-proxy.toml.
 pub async fn fresh(args: &Args) -> Result<Backends> {
+    fresh_on(
+        &args.database,
+        args.redis_db,
+        args.admin_url.as_deref(),
+        "bench",
+    )
+    .await
+}
+
+/// [`fresh`] for any tool: `database` dropped and re-created, Redis db `redis_db` flushed;
+/// `who` names the tool in its progress lines.
+pub async fn fresh_on(
+    database: &str,
+    redis_db: u8,
+    admin_url: Option<&str>,
+    who: &str,
+) -> Result<Backends> {
     let mut s = common::settings()?;
-    let db = ident("database", &args.database)?;
+    let db = ident("database", database)?;
     if db == s.mysql.master.database || db == s.mysql.slave.database {
         return Err(format!(
-            "--database {db} is the configured application database; the bench drops and \
+            "--database {db} is the configured application database; {who} drops and \
              re-creates its database, so pick another name"
         )
         .into());
     }
-    let (mut admin, how) = common::admin_conn(args.admin_url.as_deref()).await?;
+    let (mut admin, how) = common::admin_conn(admin_url).await?;
     admin
         .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
         .await?;
@@ -65,7 +100,7 @@ pub async fn fresh(args: &Args) -> Result<Backends> {
         grant_user(&mut admin, &db, &ident("user", user)?, password).await?;
     }
     admin.disconnect().await?;
-    eprintln!("bench: fresh MariaDB database `{db}` (admin: {how})");
+    eprintln!("{who}: fresh MariaDB database `{db}` (admin: {how})");
     s.mysql.master.database = db.clone();
     s.mysql.slave.database = db;
 
@@ -77,22 +112,21 @@ pub async fn fresh(args: &Args) -> Result<Backends> {
         &mut redis.token,
         &mut redis.group_member,
     ] {
-        r.db = args.redis_db;
+        r.db = redis_db;
         if !flushed.contains(&r.addr()) {
             Redis::connect(r).await?.cmd(&["FLUSHDB"]).await?;
             flushed.push(r.addr());
         }
     }
     eprintln!(
-        "bench: Redis db {} flushed on {}",
-        args.redis_db,
+        "{who}: Redis db {redis_db} flushed on {}",
         flushed.join(", ")
     );
 
     let store = connect_store(&s).await?;
     dbproxy_model::schema::migrate(&store)
         .await
-        .map_err(|e| format!("bench schema: {e}"))?;
+        .map_err(|e| format!("{who} schema: {e}"))?;
     Ok(Backends { settings: s, store })
 }
 

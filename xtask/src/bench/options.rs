@@ -17,6 +17,20 @@ pub enum Mode {
     Unread,
     /// 60% send, 30% fetch, 10% unread.
     Mix,
+    /// IMRecentContactSessionReq (0x0201) from time 0 (the first 100 sessions) of a heavy
+    /// user. Needs --population.
+    Sessions,
+    /// IMNormalGroupListReq (0x0401) of a heavy user (all its groups). Needs --population.
+    GroupList,
+    /// IMGroupInfoListReq (0x0403) for 20 of a heavy user's groups at version 0 (details and
+    /// member lists of each). Needs --population.
+    GroupInfo,
+    /// IMGetMsgByIdReq (0x030D) for 20 random msgIds of a heavy user's conversation holding
+    /// >= 20 messages. Needs --population.
+    ByIds,
+    /// IMMsgDataReadAck (0x0303, no reply) of a random conversation of a heavy user, then its
+    /// IMUnreadMsgCntReq on the same connection. Needs --population.
+    ReadUnread,
     /// Login-shaped requests against an in-process trivial server that answers at once
     /// (the load generator's own ceiling).
     Ceiling,
@@ -30,6 +44,11 @@ impl Mode {
             Mode::Fetch => "fetch",
             Mode::Unread => "unread",
             Mode::Mix => "mix",
+            Mode::Sessions => "sessions",
+            Mode::GroupList => "group-list",
+            Mode::GroupInfo => "group-info",
+            Mode::ByIds => "by-ids",
+            Mode::ReadUnread => "read-unread",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -37,6 +56,14 @@ impl Mode {
     /// Whether preparation must create conversations (relations, sessions, messages).
     pub fn needs_messages(self) -> bool {
         matches!(self, Mode::Send | Mode::Fetch | Mode::Unread | Mode::Mix)
+    }
+
+    /// Whether the mode reads what only a built population has (groups, long histories).
+    pub fn needs_population(self) -> bool {
+        matches!(
+            self,
+            Mode::Sessions | Mode::GroupList | Mode::GroupInfo | Mode::ByIds | Mode::ReadUnread
+        )
     }
 }
 
@@ -85,6 +112,11 @@ pub struct Args {
     /// the server's whole run (warm-up included, from its log at the stop) otherwise.
     #[arg(long, conflicts_with = "addr")]
     pub stages: bool,
+    /// Run on the population `cargo xtask populate` built in this database (its manifest in
+    /// target/population/ names the heavy users every request picks from) instead of a
+    /// fresh bench database. Nothing is dropped or flushed; sends and read-acks add to it.
+    #[arg(long, value_name = "DATABASE", conflicts_with = "addr")]
+    pub population: Option<String>,
     /// Redis logical database of the bench (FLUSHDB'd first) when the bench owns the backends.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(0..=15))]
     pub redis_db: u8,

@@ -30,6 +30,33 @@ pub struct Population {
     pub pairs: Vec<Pair>,
     /// Pairs (i, i+1 mod U) holding at least [`FETCH_COUNT`] messages.
     pub fetch_pairs: Vec<Pair>,
+    /// Of a built population: the groups of each user (same order as `users`).
+    pub groups: Vec<Vec<u32>>,
+    /// Of a built population: `(user, peer, messages)` of the fetch pairs.
+    pub histories: Vec<(u32, u32, u32)>,
+}
+
+impl Population {
+    /// The heavy users of a `cargo xtask populate` manifest, their conversations (both
+    /// directions are sent in), the long ones and their groups.
+    pub fn from_manifest(m: &crate::populate::Manifest) -> Population {
+        let mut pop = Population::default();
+        for h in &m.heavy {
+            pop.users.push(SeedUser {
+                id: h.id,
+                name: h.name.clone(),
+            });
+            pop.groups.push(h.groups.clone());
+            for &(peer, n) in &h.peers {
+                pop.pairs.push((h.id, peer));
+                if n >= FETCH_COUNT {
+                    pop.fetch_pairs.push((h.id, peer));
+                    pop.histories.push((h.id, peer, n));
+                }
+            }
+        }
+        pop
+    }
 }
 
 /// Name of seeded user `i`.

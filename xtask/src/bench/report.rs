@@ -17,6 +17,8 @@ pub struct Report {
     pub conns: u32,
     pub depth: u32,
     pub users: u32,
+    /// The built population run on (`--population`), `None` for the bench's own preparation.
+    pub population: Option<String>,
     /// Length of the measured window, s.
     pub seconds: f64,
     /// Successful requests in the window.
@@ -121,6 +123,7 @@ impl Report {
             conns: args.conns,
             depth: args.depth,
             users: args.users,
+            population: args.population.clone(),
             seconds: 0.0,
             requests: 0,
             errors: 0,
@@ -173,6 +176,9 @@ impl Report {
             self.p99_ms,
             self.max_ms
         );
+        if let Some(p) = &self.population {
+            line.push_str(&format!(" population={p}"));
+        }
         if let Some(c) = self.server_cpu_s {
             line.push_str(&format!(" server_cpu={c:.2}s"));
         }

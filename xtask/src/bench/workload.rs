@@ -5,13 +5,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dbproxy_model::{unix_now, Store};
-use dbproxy_protocol::pb::im::base_define::{MsgType, SessionType};
+use dbproxy_protocol::pb::im::base_define::{GroupVersionInfo, MsgType, SessionType};
+use dbproxy_protocol::pb::im::buddy::{ImRecentContactSessionReq, ImRecentContactSessionRsp};
+use dbproxy_protocol::pb::im::group::{
+    ImGroupInfoListReq, ImGroupInfoListRsp, ImNormalGroupListReq, ImNormalGroupListRsp,
+};
 use dbproxy_protocol::pb::im::message::{
-    ImGetMsgListReq, ImGetMsgListRsp, ImMsgData, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
+    ImGetMsgByIdReq, ImGetMsgByIdRsp, ImGetMsgListReq, ImGetMsgListRsp, ImMsgData,
+    ImMsgDataReadAck, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
 };
 use dbproxy_protocol::pb::im::server::{ImValidateReq, ImValidateRsp};
 use dbproxy_protocol::{cid, Client};
 use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
 use rand::Rng;
 
 use super::direct;
@@ -32,7 +38,16 @@ pub enum Op {
     Send { from: u32, to: u32 },
     Fetch { user: u32, peer: u32 },
     Unread { user: u32 },
+    Sessions { user: u32 },
+    GroupList { user: u32, groups: usize },
+    GroupInfo { user: u32, groups: Vec<u32> },
+    ByIds { user: u32, peer: u32, ids: Vec<u32> },
+    ReadUnread { user: u32, peer: u32, msg_id: u32 },
 }
+
+/// Groups asked for by one group-info request, and msgIds by one by-ids request.
+pub const GROUP_INFO_COUNT: usize = 20;
+pub const BY_IDS_COUNT: usize = 20;
 
 /// Picks requests for a mode from the prepared population.
 pub struct Workload {
@@ -59,6 +74,19 @@ impl Workload {
         if (needs_pairs && pop.pairs.is_empty()) || (needs_fetch && pop.fetch_pairs.is_empty()) {
             return Err(format!("mode {mode}: preparation produced no conversations").into());
         }
+        let empty = match mode {
+            Mode::GroupList | Mode::GroupInfo => pop.groups.iter().all(Vec::is_empty),
+            Mode::ByIds => pop.histories.is_empty(),
+            Mode::ReadUnread => pop.pairs.is_empty(),
+            _ => false,
+        };
+        if empty {
+            return Err(format!(
+                "mode {mode} reads groups or long conversations: run it on a built population \
+                 (cargo xtask populate, then bench --population DATABASE)"
+            )
+            .into());
+        }
         Ok(Workload { mode, pop })
     }
 
@@ -74,8 +102,41 @@ impl Workload {
         };
         let swap = rng.random_bool(0.5);
         let orient = |(a, b): (u32, u32)| if swap { (b, a) } else { (a, b) };
-        let user = &self.pop.users[rng.random_range(0..self.pop.users.len())];
+        let index = rng.random_range(0..self.pop.users.len());
+        let user = &self.pop.users[index];
+        let groups = self.pop.groups.get(index).map_or(&[][..], Vec::as_slice);
         match kind {
+            Mode::Sessions => Op::Sessions { user: user.id },
+            Mode::GroupList => Op::GroupList {
+                user: user.id,
+                groups: groups.len(),
+            },
+            Mode::GroupInfo => Op::GroupInfo {
+                user: user.id,
+                groups: groups
+                    .choose_multiple(rng, GROUP_INFO_COUNT)
+                    .copied()
+                    .collect(),
+            },
+            Mode::ByIds => match pick(rng, &self.pop.histories) {
+                Some((user, peer, n)) => {
+                    let ids =
+                        rand::seq::index::sample(rng, n as usize, BY_IDS_COUNT.min(n as usize))
+                            .into_iter()
+                            .map(|i| i as u32 + 1)
+                            .collect();
+                    Op::ByIds { user, peer, ids }
+                }
+                None => Op::Unread { user: user.id },
+            },
+            Mode::ReadUnread => match pick(rng, &self.pop.pairs) {
+                Some((user, peer)) => Op::ReadUnread {
+                    user,
+                    peer,
+                    msg_id: 1,
+                },
+                None => Op::Unread { user: user.id },
+            },
             Mode::Send => match pick(rng, &self.pop.pairs).map(orient) {
                 Some((from, to)) => Op::Send { from, to },
                 None => Op::Unread { user: user.id },
@@ -186,17 +247,113 @@ async fn proxy(c: &Client, op: &Op) -> Result<(), Fail> {
                 ));
             }
         }
-        Op::Unread { user } => {
-            let req = ImUnreadMsgCntReq {
+        Op::Unread { user } => unread(c, *user).await?,
+        Op::Sessions { user } => {
+            let req = ImRecentContactSessionReq {
+                user_id: *user,
+                latest_update_time: 0,
+                attach_data: attach(),
+            };
+            let rsp: ImRecentContactSessionRsp = c
+                .call_decode(cid::BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST, &req)
+                .await
+                .map_err(classify)?;
+            if rsp.contact_session_list.is_empty() {
+                return Err((Failure::BadResult, format!("sessions {user}: none")));
+            }
+        }
+        Op::GroupList { user, groups } => {
+            let req = ImNormalGroupListReq {
                 user_id: *user,
                 attach_data: attach(),
             };
-            let _: ImUnreadMsgCntRsp = c
-                .call_decode(cid::MSG_UNREAD_CNT_REQUEST, &req)
+            let rsp: ImNormalGroupListRsp = c
+                .call_decode(cid::GROUP_NORMAL_LIST_REQUEST, &req)
                 .await
                 .map_err(classify)?;
+            if rsp.group_version_list.len() < *groups {
+                return Err((
+                    Failure::BadResult,
+                    format!(
+                        "group list {user}: {} of {groups}",
+                        rsp.group_version_list.len()
+                    ),
+                ));
+            }
+        }
+        Op::GroupInfo { user, groups } => {
+            let req = ImGroupInfoListReq {
+                user_id: *user,
+                group_version_list: groups
+                    .iter()
+                    .map(|&group_id| GroupVersionInfo {
+                        group_id,
+                        version: 0,
+                    })
+                    .collect(),
+                attach_data: attach(),
+            };
+            let rsp: ImGroupInfoListRsp = c
+                .call_decode(cid::GROUP_INFO_REQUEST, &req)
+                .await
+                .map_err(classify)?;
+            if rsp.group_info_list.len() != groups.len() {
+                return Err((
+                    Failure::BadResult,
+                    format!(
+                        "group info {user}: {} of {}",
+                        rsp.group_info_list.len(),
+                        groups.len()
+                    ),
+                ));
+            }
+        }
+        Op::ByIds { user, peer, ids } => {
+            let req = ImGetMsgByIdReq {
+                user_id: *user,
+                session_type: SessionType::Single as i32,
+                session_id: *peer,
+                msg_id_list: ids.clone(),
+                attach_data: attach(),
+            };
+            let rsp: ImGetMsgByIdRsp = c
+                .call_decode(cid::MSG_GET_BY_MSG_ID_REQ, &req)
+                .await
+                .map_err(classify)?;
+            if rsp.msg_list.len() != ids.len() {
+                return Err((
+                    Failure::BadResult,
+                    format!(
+                        "by ids {user}/{peer}: {} of {}",
+                        rsp.msg_list.len(),
+                        ids.len()
+                    ),
+                ));
+            }
+        }
+        Op::ReadUnread { user, peer, msg_id } => {
+            let ack = ImMsgDataReadAck {
+                user_id: *user,
+                session_id: *peer,
+                msg_id: *msg_id,
+                session_type: SessionType::Single as i32,
+            };
+            c.send(cid::MSG_READ_ACK, &ack).await.map_err(classify)?;
+            unread(c, *user).await?;
         }
     }
+    Ok(())
+}
+
+async fn unread(c: &Client, user: u32) -> Result<(), Fail> {
+    let req = ImUnreadMsgCntReq {
+        user_id: user,
+        attach_data: attach(),
+    };
+    let _: ImUnreadMsgCntRsp = c
+        .call_decode(cid::MSG_UNREAD_CNT_REQUEST, &req)
+        .await
+        .map_err(classify)?;
     Ok(())
 }
 
@@ -233,6 +390,16 @@ async fn backend(store: &Store, op: &Op) -> Result<(), Fail> {
         Op::Unread { user } => {
             direct::unread(store, *user).await.map_err(backend_err)?;
         }
+        Op::Sessions { .. }
+        | Op::GroupList { .. }
+        | Op::GroupInfo { .. }
+        | Op::ByIds { .. }
+        | Op::ReadUnread { .. } => {
+            return Err((
+                Failure::Backend,
+                format!("--direct has no model-call twin of {op:?}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -260,7 +427,7 @@ mod tests {
                 Op::Send { .. } => send += 1,
                 Op::Fetch { .. } => fetch += 1,
                 Op::Unread { .. } => unread += 1,
-                Op::Login { .. } => panic!("mix issued a login"),
+                op => panic!("mix issued {op:?}"),
             }
         }
         let share = |k: u32| f64::from(k) / f64::from(n);
