@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, TryStreamExt};
+
 use dbproxy_model::group::{NewGroup, GROUP_TYPE_NORMAL, GROUP_TYPE_TMP};
 use dbproxy_model::{session, Db};
 use dbproxy_protocol::pb::im::base_define::{
@@ -19,6 +21,9 @@ use dbproxy_protocol::cmd;
 
 use crate::command::{attach, now, Handle};
 use crate::{Ctx, Error};
+
+/// Backend calls one request keeps in flight at a time where it needs one per group.
+const PER_REQUEST_CONCURRENCY: usize = 16;
 
 /// Sorted, de-duplicated copy of a member list.
 fn member_set(ids: &[u32]) -> Vec<u32> {
@@ -62,22 +67,42 @@ impl Handle for cmd::GroupList {
 impl Handle for cmd::GroupInfo {
     async fn run(ctx: &Ctx, req: ImGroupInfoListReq) -> Result<Option<ImGroupInfoListRsp>, Error> {
         let groups = ctx.store.groups();
+        // Validity of every requested group, several at a time (one round trip each).
+        let asked: Vec<u32> = req.group_version_list.iter().map(|v| v.group_id).collect();
+        let valid: Vec<bool> = futures::stream::iter(asked)
+            .map(move |g| async move { groups.is_valid(g).await })
+            .buffered(PER_REQUEST_CONCURRENCY)
+            .try_collect()
+            .await?;
         // Duplicates: the last requested version wins.
         let mut requested: BTreeMap<u32, u32> = BTreeMap::new();
-        for v in &req.group_version_list {
-            if groups.is_valid(v.group_id).await? {
+        for (v, valid) in req.group_version_list.iter().zip(valid) {
+            if valid {
                 requested.insert(v.group_id, v.version);
             }
         }
         let ids: Vec<u32> = requested.keys().copied().collect();
-        let mut list = Vec::new();
-        for g in groups.by_ids(&ids).await? {
-            let wanted = requested.get(&g.id).copied().unwrap_or(u32::MAX);
-            let known_type = g.group_type == GROUP_TYPE_NORMAL || g.group_type == GROUP_TYPE_TMP;
-            if wanted >= g.version || !known_type {
-                continue;
-            }
-            list.push(GroupInfo {
+        let changed: Vec<_> = groups
+            .by_ids(&ids)
+            .await?
+            .into_iter()
+            .filter(|g| {
+                let wanted = requested.get(&g.id).copied().unwrap_or(u32::MAX);
+                let known_type =
+                    g.group_type == GROUP_TYPE_NORMAL || g.group_type == GROUP_TYPE_TMP;
+                wanted < g.version && known_type
+            })
+            .collect();
+        let members: Vec<Vec<u32>> =
+            futures::stream::iter(changed.iter().map(|g| g.id).collect::<Vec<_>>())
+                .map(move |g| async move { groups.members(g).await })
+                .buffered(PER_REQUEST_CONCURRENCY)
+                .try_collect()
+                .await?;
+        let list = changed
+            .into_iter()
+            .zip(members)
+            .map(|(g, group_member_list)| GroupInfo {
                 group_id: g.id,
                 version: g.version,
                 group_name: g.name,
@@ -85,9 +110,9 @@ impl Handle for cmd::GroupInfo {
                 group_creator_id: g.creator,
                 group_type: g.group_type as i32,
                 shield_status: 0,
-                group_member_list: groups.members(g.id).await?,
-            });
-        }
+                group_member_list,
+            })
+            .collect();
         Ok(Some(ImGroupInfoListRsp {
             user_id: req.user_id,
             group_info_list: list,

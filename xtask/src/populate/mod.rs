@@ -58,8 +58,8 @@ impl Sizes {
                 max_members: 12,
                 group_messages: 20_000,
                 heavy: 40,
-                heavy_sessions: 12,
-                heavy_groups: 4,
+                heavy_sessions: 25,
+                heavy_groups: 20,
                 heavy_unread: 5,
             },
             Scale::Large => Sizes {
@@ -156,6 +156,9 @@ pub struct Args {
     pub heavy_groups: Option<u32>,
     #[arg(long)]
     pub heavy_unread: Option<u32>,
+    /// Also apply sql/optional/read_indexes.sql (the optional read indexes) after writing.
+    #[arg(long)]
+    pub optional_indexes: bool,
     /// Generator seed (same sizes and seed give the same data).
     #[arg(long, default_value_t = 17)]
     pub seed: u64,
@@ -306,6 +309,30 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
         path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// sql/optional/read_indexes.sql, statement by statement, as the application user.
+async fn optional_indexes(database: &str) -> Result<()> {
+    use mysql_async::prelude::Queryable;
+    let mut m = common::settings()?.mysql.master;
+    m.database = database.to_owned();
+    let mut c = common::app_conn(&m).await?;
+    let path = common::root().join("sql/optional/read_indexes.sql");
+    let text = std::fs::read_to_string(&path)?;
+    for sql in text.split(";\n").map(str::trim).filter(|s| {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))
+    }) {
+        let started = Instant::now();
+        c.query_drop(sql)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "populate: optional index applied in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// Re-creates `database` and Redis db `redis_db` and writes `plan` into them.

@@ -59,15 +59,11 @@ impl Groups<'_> {
         repo::join_time(&mut self.store.db(Db::Master), members, user_id, group_id).await
     }
 
-    /// members(G): field names of `group_member_<G>` (HGETALL, rebuilt from MySQL when
+    /// members(G): field names of `group_member_<G>` (HKEYS, rebuilt from MySQL when
     /// missing) as ids in **lexicographic order of the decimal strings** (Q-G08).
     pub async fn members(&self, group_id: u32) -> Result<Vec<u32>> {
-        Ok(self
-            .member_times(group_id)
-            .await?
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect())
+        let members = self.store.group_member();
+        repo::member_ids(&mut self.store.db(Db::Master), members, group_id).await
     }
 
     /// `(member, join time)` of `group_member_<G>` (HGETALL, rebuilt from MySQL when missing)

@@ -51,7 +51,23 @@ static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLoc
     })
 });
 
-/// From this many relations on, [`NEWEST_SINGLE_LISTS`] (8 parts whatever the count) costs
+/// Newest message of many groups, one part per shard: the listed groups that have messages
+/// in the shard (a loose scan of the group index, no per-group part) joined to their newest
+/// row by the same dependent subquery as the single read. At production sizes a part per
+/// group costs MariaDB several times more than this (BENCHMARKS.md, "Data-scale").
+static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
+    ShardLists::new(|s| {
+        format!(
+            "SELECT m.groupId AS k, m.msgId, m.type, m.userId AS fromId, m.content \
+             FROM (SELECT DISTINCT groupId FROM IMGroupMessage_{s} WHERE groupId IN ({{in}})) g \
+             JOIN IMGroupMessage_{s} m ON m.id = \
+             (SELECT i.id FROM IMGroupMessage_{s} i WHERE i.groupId = g.groupId AND i.status = 0 \
+             ORDER BY i.created DESC, i.id DESC LIMIT 1)"
+        )
+    })
+});
+
+/// From this many relations or groups on, the list texts (8 parts whatever the count) cost
 /// MariaDB less than one slot part per relation (see [`ShardLists`]). Below it the lists are
 /// also used when the slot texts would need a one-off text (see [`ShardSlots::plan`]): the
 /// parts of shards without ids match nothing at little cost, and a prepared text saves the
@@ -80,25 +96,24 @@ impl QueryableByName<Mysql> for KeyedNewestRow {
     }
 }
 
-/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots`, or, where
-/// given, the [`ShardLists`] texts of `lists` from [`NEWEST_LISTS_FROM`] ids on or when the
+/// Newest row of each id, through the fixed [`ShardSlots`] texts of `slots`, or the
+/// [`ShardLists`] texts of `lists` from [`NEWEST_LISTS_FROM`] ids on or when the
 /// slots would need a one-off text (ids bound to their shard's slots or list, padding bound
 /// to 0, which matches nothing).
 async fn newest_batch_on(
     c: &mut DbConn,
     slots: &ShardSlots,
-    lists: Option<&ShardLists>,
+    lists: &ShardLists,
     ids: &[u32],
     what: &'static str,
 ) -> Result<std::collections::HashMap<u32, Newest>> {
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
-    let plans = match lists {
-        Some(lists) if ids.len() >= NEWEST_LISTS_FROM || slots.needs_one_off(&shards) => {
-            lists.plan(&shards)
-        }
-        _ => slots.plan(&shards),
+    let plans = if ids.len() >= NEWEST_LISTS_FROM || slots.needs_one_off(&shards) {
+        lists.plan(&shards)
+    } else {
+        slots.plan(&shards)
     };
     for plan in plans {
         let mut q = diesel::sql_query(plan.sql.as_ref()).into_boxed::<Mysql>();
@@ -184,7 +199,7 @@ async fn newest_lists_on(
             newest_batch_on(
                 c,
                 &NEWEST_SINGLE_SLOTS,
-                Some(&NEWEST_SINGLE_LISTS),
+                &NEWEST_SINGLE_LISTS,
                 &rel_ids,
                 "IMMessage newest many",
             )
@@ -196,7 +211,7 @@ async fn newest_lists_on(
             newest_batch_on(
                 c,
                 &NEWEST_GROUP_SLOTS,
-                None,
+                &NEWEST_GROUP_LISTS,
                 &group_ids,
                 "IMGroupMessage newest many",
             )

@@ -385,6 +385,18 @@ impl Cache {
         .await
     }
 
+    /// HKEYS `key` → field names in lexicographic order (empty when missing).
+    pub async fn hkeys(&self, key: &str) -> Result<Vec<String>> {
+        self.guarded(async {
+            let mut keys: Vec<String> = boxed(self.pool.hkeys(key))
+                .await
+                .map_err(|e| self.err("HKEYS", key, e))?;
+            keys.sort_unstable();
+            Ok(keys)
+        })
+        .await
+    }
+
     /// HINCRBY `key` `field` `n` → new value.
     pub async fn hincrby(&self, key: &str, field: &str, n: i64) -> Result<i64> {
         self.guarded(async {

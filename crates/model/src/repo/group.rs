@@ -189,6 +189,21 @@ pub(crate) async fn member_times(
     Ok(map.iter().map(|(k, v)| (atoi(k), atoi(v))).collect())
 }
 
+/// Member ids of `group_member_<G>` (HKEYS: the reply needs no join times), rebuilt from
+/// MySQL first when the hash is missing, in lexicographic order of the decimal ids.
+pub(crate) async fn member_ids(
+    pool: &mut DbPool<'_>,
+    members: &Cache,
+    group_id: u32,
+) -> Result<Vec<u32>> {
+    let key = member_key(group_id);
+    let mut ids = members.hkeys(&key).await?;
+    if ids.is_empty() && ensure_member_hash(pool, members, group_id).await? {
+        ids = members.hkeys(&key).await?;
+    }
+    Ok(ids.iter().map(|k| atoi(k)).collect())
+}
+
 /// Reads the active `(user, group)` memberships of many users in one query
 /// (IMGroupMember status 0), ordered by user, then `updated` desc, `id` desc.
 pub(crate) async fn group_ids_of_users(

@@ -8,4 +8,5 @@ mod doctor;
 mod group;
 mod infra;
 mod message_audio;
+mod optional_indexes;
 mod token_file;
