@@ -297,6 +297,9 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
         args.seed,
     )
     .await?;
+    if args.optional_indexes {
+        optional_indexes(&database).await?;
+    }
     let manifest = Manifest::of(&plan, &database, args.redis_db(), args.seed, sizes);
     let path = manifest_path(&database);
     if let Some(dir) = path.parent() {
