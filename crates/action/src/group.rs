@@ -199,28 +199,35 @@ impl Handle for cmd::GroupChangeMembers {
                 return Ok(Self::failed(&req));
             }
         }
-        let cur = if add {
+        // Whether the membership changed: the version is bumped once per effective change,
+        // so of concurrent identical requests (through one instance or several) only the
+        // one that changed something bumps it.
+        let (cur, changed) = if add {
             let existing = groups.members(g).await?;
             set.retain(|u| !existing.contains(u));
+            // Only the users this request made members (another may have added some first).
+            set = groups.insert_members(g, &set, now()).await?;
             // Q-G04 kept: nothing left to add → result 1.
-            if !groups.insert_members(g, &set, now()).await? {
+            if set.is_empty() {
                 return Ok(Self::failed(&req));
             }
-            groups.members(g).await?
+            (groups.members(g).await?, true)
         } else if set.is_empty() {
             // Q-G05 kept: an empty removal succeeds (and bumps the version).
-            Vec::new()
+            (Vec::new(), true)
         } else {
-            groups.remove_members(g, &set).await?;
+            let removed = groups.remove_members(g, &set).await?;
             // Q-G06 fixed: sessions are removed only after the membership is.
             for &u in &set {
                 if let Err(error) = remove_group_session(ctx, u, g).await {
                     tracing::warn!(%error, user = u, group = g, "could not remove group session");
                 }
             }
-            groups.members(g).await?
+            (groups.members(g).await?, !removed.is_empty())
         };
-        groups.bump_version(g).await?;
+        if changed {
+            groups.bump_version(g).await?;
+        }
         for &u in &set {
             // Added members start with nothing unread; removed ones are reset (Q-C05).
             if let Err(error) = store.counters().group_mark_read(u, g).await {

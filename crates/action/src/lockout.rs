@@ -9,7 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Lockout state shared by every connection of the process (Q-L03: process-local).
+/// Lockout state of the process (every connection): the count that decides while Redis, which
+/// holds the count shared by all instances, cannot answer.
 #[derive(Debug)]
 pub struct LoginGuard {
     window_secs: u64,

@@ -17,11 +17,17 @@ const BAD_PASSWORD_TEXT: &str = "用户名/密码错误";
 const LOCKED_TEXT: &str = "用户名/密码错误次数太多";
 const INTERNAL_TEXT: &str = "服务端内部错误";
 
-/// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout.
+/// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout, counted across
+/// instances in Redis (the process's own count while Redis cannot answer).
 impl Handle for cmd::Validate {
     async fn run(ctx: &Ctx, req: ImValidateReq) -> Result<Option<ImValidateRsp>, Error> {
         let now = u64::from(now());
-        if ctx.logins.is_locked(&req.user_name, now) {
+        let shared = shared_failures(ctx, &req.user_name, now).await;
+        let locked = match shared {
+            Some(n) => n > ctx.settings.lockout_max_failures,
+            None => ctx.logins.is_locked(&req.user_name, now),
+        };
+        if locked {
             tracing::warn!(user = %req.user_name, "login locked out after repeated failures");
             metrics::counter!(crate::metrics::LOGIN_LOCKOUTS).increment(1);
             return Ok(Some(reply(&req, 6, LOCKED_TEXT, None)));
@@ -32,12 +38,27 @@ impl Handle for cmd::Validate {
         match user.filter(|u| password_matches(u, &req.password)) {
             Some(user) => {
                 ctx.logins.record_success(&req.user_name);
+                if shared != Some(0) {
+                    if let Err(error) = ctx.store.login_failures().clear(&req.user_name).await {
+                        note_shared_error(&error);
+                    }
+                }
                 let mut info = user_info(&user);
                 info.status = 0;
                 Ok(Some(reply(&req, 0, OK_TEXT, Some(info))))
             }
             None => {
                 ctx.logins.record_failure(&req.user_name, now);
+                let keep = ctx.settings.lockout_max_failures + 1;
+                let window = ctx.settings.lockout_window.as_secs();
+                let recorded = ctx
+                    .store
+                    .login_failures()
+                    .record(&req.user_name, now, keep, window)
+                    .await;
+                if let Err(error) = recorded {
+                    note_shared_error(&error);
+                }
                 metrics::counter!(crate::metrics::LOGIN_FAILURES).increment(1);
                 Ok(Some(reply(&req, 1, BAD_PASSWORD_TEXT, None)))
             }
@@ -58,6 +79,25 @@ impl Handle for cmd::Validate {
             user_info: None,
             attach_data: None,
         })
+    }
+}
+
+/// Failures of `name` within the lockout window as every instance recorded them (Redis);
+/// `None` when Redis cannot answer, and the process's own count decides instead.
+async fn shared_failures(ctx: &Ctx, name: &str, now: u64) -> Option<usize> {
+    let since = now.saturating_sub(ctx.settings.lockout_window.as_secs());
+    match ctx.store.login_failures().since(name, since).await {
+        Ok(n) => Some(n),
+        Err(error) => {
+            note_shared_error(&error);
+            None
+        }
+    }
+}
+
+fn note_shared_error(error: &dbproxy_model::Error) {
+    if !crate::error::is_down(error) {
+        tracing::warn!(%error, "shared login failures unavailable; this process's count applies");
     }
 }
 

@@ -21,6 +21,9 @@ dbproxy_model::declare_metrics! {
     gauge GROUP_SYNC_LAG_SECONDS = "dbproxy_group_sync_lag_seconds";
     /// Time of one group-session sync pass.
     histogram GROUP_SYNC_SECONDS = "dbproxy_group_sync_duration_seconds";
+    /// 1 while this instance holds the group-sync lease and runs the passes, 0 while another
+    /// instance does.
+    gauge GROUP_SYNC_LEADER = "dbproxy_group_sync_leader";
 }
 
 /// The counters without per-request labels, at 0 from the start (rates and alerts see

@@ -19,7 +19,9 @@ use crate::command::now;
 pub const OVERLAP_SECS: u32 = 2;
 
 /// Runs the sync until `shutdown` is cancelled: one pass immediately, then one every
-/// `interval`. A pass in progress is finished before returning.
+/// `interval`, by the instance holding the lease `dbproxy_group_sync_lease` (the others
+/// renew nothing and only follow the mark). A pass in progress is finished before returning,
+/// then the lease is given up.
 ///
 /// Reads/writes Redis `last_update_group` (unread), reads IMGroup and the member hashes,
 /// writes IMRecentSession.
@@ -39,6 +41,9 @@ pub async fn run_group_sync(store: Store, interval: Duration, shutdown: Cancella
         }
     };
     tracing::info!(since, "group session sync started");
+    let holder = lease_holder();
+    let lease_ms = lease_ttl(interval);
+    let mut leading = false;
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -47,9 +52,70 @@ pub async fn run_group_sync(store: Store, interval: Duration, shutdown: Cancella
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        since = pass(&store, since).await;
+        let state = store.sync_state();
+        // One instance of a deployment runs the passes; the others watch the shared mark.
+        // Without Redis the pass runs anyway: it is idempotent, and it needs Redis itself.
+        let lead = match state.take_sync_lease(&holder, lease_ms).await {
+            Ok(held) => held,
+            Err(error) => {
+                if !crate::error::is_down(&error) {
+                    tracing::warn!(%error, "group sync: cannot take the lease; running the pass");
+                }
+                true
+            }
+        };
+        if lead != leading {
+            tracing::info!(
+                holder,
+                lead,
+                "group sync: lease {}",
+                if lead { "taken" } else { "held elsewhere" }
+            );
+            leading = lead;
+        }
+        metrics::gauge!(crate::metrics::GROUP_SYNC_LEADER).set(if lead { 1.0 } else { 0.0 });
+        // The mark every instance's passes raise: a new holder resumes where the last left.
+        let shared = state.last_update_group().await.ok().flatten();
+        if let Some(mark) = shared {
+            since = since.max(mark);
+        }
+        if lead {
+            since = pass(&store, since).await;
+        } else {
+            metrics::gauge!(crate::metrics::GROUP_SYNC_LAG_SECONDS)
+                .set(f64::from(now().saturating_sub(since)));
+        }
+    }
+    if leading {
+        if let Err(error) = store.sync_state().release_sync_lease(&holder).await {
+            tracing::warn!(%error, "group sync: cannot release the lease (it expires by itself)");
+        }
     }
     tracing::info!("group session sync stopped");
+}
+
+/// This process's name in the lease: pid and a random part (pids repeat across hosts).
+fn lease_holder() -> String {
+    format!("{}-{:016x}", std::process::id(), rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// How long a lease outlives its last renewal: several ticks, and at least 15 s, so a slow
+/// pass or a paused process rarely lets a second instance in (which would be harmless: a
+/// pass only writes the times a pass would write, and the mark never moves back).
+pub(crate) fn lease_ttl(interval: Duration) -> u64 {
+    let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    ms.saturating_mul(3).max(15_000)
 }
 
 /// One sync pass over the groups chatted since `since − OVERLAP_SECS`; returns the new mark
@@ -86,7 +152,7 @@ pub async fn pass(store: &Store, since: u32) -> u32 {
             }
         }
     }
-    if let Err(error) = store.sync_state().set_last_update_group(started).await {
+    if let Err(error) = store.sync_state().raise_last_update_group(started).await {
         tracing::warn!(%error, "group sync: cannot store last_update_group");
     }
     metrics::counter!(crate::metrics::GROUP_SYNC_RUNS, "result" => "ok").increment(1);

@@ -49,8 +49,8 @@ mod redis;
 mod repo;
 
 pub use api::{
-    audio, department, doctor, file, group, message, relation, schema, session, sync_state, token,
-    unread, user,
+    audio, department, doctor, file, group, lockout, message, relation, schema, session,
+    sync_state, token, unread, user,
 };
 pub use batch::timing::StageTiming;
 pub use config::{Batching, MysqlConfig, RedisConfig, StoreConfig, Timeouts};

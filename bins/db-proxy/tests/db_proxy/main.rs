@@ -15,5 +15,6 @@ mod e2e_login_buddy;
 mod e2e_malformed;
 mod e2e_message;
 mod e2e_outage;
+mod instances;
 mod shutdown;
 mod telemetry;

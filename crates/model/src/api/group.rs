@@ -121,12 +121,14 @@ impl Groups<'_> {
     }
 
     /// insertMembers(G, set), concurrency-safe: under the group's membership lock, reads
-    /// (master) the existing `IMGroupMember` rows of the users (any status), reactivates
-    /// them (status 0, updated = now), inserts rows for the others, recounts
-    /// `IMGroup.userCnt`, then HSETs `group_member_<G>` `<U>` = now for every user of the set
-    /// (rebuilding the other active members first if the hash was missing).
-    /// Returns false (writing nothing) for an empty set or `G = 0`.
-    pub async fn insert_members(&self, group_id: u32, users: &[u32], now: u32) -> Result<bool> {
+    /// (master) the existing `IMGroupMember` rows of the users (any status), reactivates the
+    /// inactive ones (status 0, updated = now), inserts rows for the others, recounts
+    /// `IMGroup.userCnt`, then HSETs `group_member_<G>` `<U>` = now for each user that joined
+    /// (rebuilding the other active members first if the hash was missing). Users already
+    /// active are left untouched (their join time kept), so of concurrent adds of one user
+    /// exactly one changes anything. Returns the users that became active members, sorted
+    /// (empty, writing nothing, for an empty set or `G = 0`).
+    pub async fn insert_members(&self, group_id: u32, users: &[u32], now: u32) -> Result<Vec<u32>> {
         let members = self.store.group_member();
         repo::insert_members(
             &mut self.store.db(Db::Master),
@@ -140,8 +142,9 @@ impl Groups<'_> {
 
     /// Removes members: under the group's membership lock, writes (master) status = 1 on the
     /// `IMGroupMember` rows of `G` for those users (`updated` untouched, Q-G07), recounts
-    /// `IMGroup.userCnt`, and HDELs them from `group_member_<G>`. An empty list does nothing.
-    pub async fn remove_members(&self, group_id: u32, users: &[u32]) -> Result<()> {
+    /// `IMGroup.userCnt`, and HDELs them from `group_member_<G>`. Returns the users that were
+    /// active members, sorted; an empty list does nothing.
+    pub async fn remove_members(&self, group_id: u32, users: &[u32]) -> Result<Vec<u32>> {
         let members = self.store.group_member();
         repo::remove_members(&mut self.store.db(Db::Master), members, group_id, users).await
     }

@@ -7,6 +7,7 @@ pub mod department;
 pub mod doctor;
 pub mod file;
 pub mod group;
+pub mod lockout;
 pub mod message;
 pub mod relation;
 pub mod schema;

@@ -64,6 +64,17 @@ pub const TOTAL_USER_UPDATE: &str = "total_user_update";
 /// `last_update_group` (instance `unread`): time of the last group-session sync pass.
 pub const LAST_UPDATE_GROUP: &str = "last_update_group";
 
+/// `dbproxy_group_sync_lease` (instance `unread`, db-proxy's own; the original has no such
+/// key): which instance runs the group-session sync, with a TTL.
+pub const GROUP_SYNC_LEASE: &str = "dbproxy_group_sync_lease";
+
+/// `dbproxy_login_fail_<md5hex(name)>` (instance `unread`, db-proxy's own): list of a login
+/// name's recent failure times, shared by every instance. The name is hashed so that any
+/// string a client sends makes a short key.
+pub fn login_failures_key(name: &str) -> String {
+    format!("dbproxy_login_fail_{:x}", md5::compute(name.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +91,9 @@ mod tests {
         assert_eq!(shield_field(3), "3_1");
         assert_eq!(device_key("tok"), "device_tok");
         assert_eq!(user_device_key(3), "device_3");
+        assert_eq!(
+            login_failures_key("bob"),
+            "dbproxy_login_fail_9f9d51bc70ef21ca5c14f307980a29d8"
+        );
     }
 }

@@ -101,3 +101,55 @@ pub(crate) static GROUP_INCR: Script = Script::new(
      redis.call('HSET', KEYS[2], unpack(all)) \
      return n",
 );
+
+/// Take or renew the lease KEYS[1] for holder ARGV[1] for ARGV[2] ms: renewed when the holder
+/// has it, taken when nobody does. Returns 1 when the caller holds it afterwards, else 0.
+pub(crate) static LEASE_TAKE: Script = Script::new(
+    "lease take",
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+       redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 \
+     end \
+     if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
+     return 0",
+);
+
+/// Delete the lease KEYS[1] only when holder ARGV[1] has it. Returns 1 when deleted.
+pub(crate) static LEASE_RELEASE: Script = Script::new(
+    "lease release",
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end \
+     return 0",
+);
+
+/// Raise the decimal KEYS[1] to ARGV[1] (never lowers it; a missing or non-numeric value is
+/// replaced). Returns the value afterwards.
+pub(crate) static RAISE_TO: Script = Script::new(
+    "raise to",
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '') \
+     local new = tonumber(ARGV[1]) \
+     if cur == nil or cur < new then redis.call('SET', KEYS[1], ARGV[1]) return new end \
+     return cur",
+);
+
+/// One login failure at ARGV[1] (unix s): pushed on the list KEYS[1], which keeps the newest
+/// ARGV[2] entries and expires ARGV[3] s after the last failure. A key of another type is
+/// replaced (it can only be left over from something else).
+pub(crate) static LOGIN_FAILURE: Script = Script::new(
+    "login failure",
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'list' then redis.call('DEL', KEYS[1]) end \
+     redis.call('LPUSH', KEYS[1], ARGV[1]) \
+     redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1) \
+     redis.call('EXPIRE', KEYS[1], ARGV[3]) \
+     return redis.call('LLEN', KEYS[1])",
+);
+
+/// Failure times of KEYS[1] not older than ARGV[1] (unix s); 0 for a missing key or one of
+/// another type.
+pub(crate) static LOGIN_FAILURES_SINCE: Script = Script::new(
+    "login failures since",
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'list' then return 0 end \
+     local n = 0 \
+     for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do \
+       if tonumber(t) and tonumber(t) >= tonumber(ARGV[1]) then n = n + 1 end \
+     end \
+     return n",
+);

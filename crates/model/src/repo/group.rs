@@ -345,46 +345,46 @@ pub(crate) async fn create(
 /// membership lock, reads the existing IMGroupMember rows of the users (any status),
 /// reactivates them (status 0, updated = now), inserts rows for the others, recounts
 /// IMGroup.userCnt, then HSETs `group_member_<G>` `<U>` = now for every user of the set
-/// (rebuilding the other active members first if the hash was missing). Returns false
-/// (writing nothing) for an empty set or `G = 0`. Give it a master pool.
+/// (rebuilding the other active members first if the hash was missing). Users already
+/// active are left as they are. Returns the users that became active members (sorted;
+/// empty, writing nothing, for an empty set or `G = 0`). Give it a master pool.
 pub(crate) async fn insert_members(
     pool: &mut DbPool<'_>,
     members: &Cache,
     group_id: u32,
     users: &[u32],
     now: u32,
-) -> Result<bool> {
+) -> Result<Vec<u32>> {
     let mut set: Vec<u32> = users.to_vec();
     set.sort_unstable();
     set.dedup();
     if set.is_empty() || group_id == 0 {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     pool.run(async |c| {
         with_lock(c, &group_lock(group_id), async |c: &mut DbConn| {
             insert_locked(members, c, group_id, &set, now).await
         })
         .await
-        .map(|()| true)
     })
     .await
 }
 
 /// Removes members: under the group's membership lock, writes status = 1 on the
 /// IMGroupMember rows of `G` for those users (`updated` untouched, Q-G07), recounts
-/// IMGroup.userCnt, and HDELs them from `group_member_<G>`. An empty list does nothing.
-/// Give it a master pool.
+/// IMGroup.userCnt, and HDELs them from `group_member_<G>`. Returns the users that were
+/// active members (sorted); an empty list does nothing. Give it a master pool.
 pub(crate) async fn remove_members(
     pool: &mut DbPool<'_>,
     members: &Cache,
     group_id: u32,
     users: &[u32],
-) -> Result<()> {
+) -> Result<Vec<u32>> {
     let mut set: Vec<u32> = users.to_vec();
     set.sort_unstable();
     set.dedup();
     if set.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     pool.run(async |c| {
         with_lock(c, &group_lock(group_id), async |c: &mut DbConn| {
@@ -518,23 +518,38 @@ async fn rebuild_locked(cache: &Cache, c: &mut DbConn, g: u32) -> Result<bool> {
     Ok(true)
 }
 
-async fn insert_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32], now: u32) -> Result<()> {
+async fn insert_locked(
+    cache: &Cache,
+    c: &mut DbConn,
+    g: u32,
+    set: &[u32],
+    now: u32,
+) -> Result<Vec<u32>> {
     let ids = set.to_vec();
     let had_missing_hash = !cache.exists(&member_key(g)).await?;
-    DbPool::Conn(&mut *c)
+    let added = DbPool::Conn(&mut *c)
         .transaction(async |c| {
-            let had: Vec<u32> = im_group_member::table
+            let rows: Vec<(u32, u8)> = im_group_member::table
                 .filter(im_group_member::group_id.eq(g))
                 .filter(im_group_member::user_id.eq_any(ids.clone()))
-                .select(im_group_member::user_id)
+                .select((im_group_member::user_id, im_group_member::status))
                 .load(c)
                 .await
                 .ctx("IMGroupMember existing rows")?;
-            if !had.is_empty() {
+            // Members already active stay as they are (join time kept): an add that another
+            // request (or instance) made first changes nothing here.
+            let active: Vec<u32> = rows.iter().filter(|r| r.1 == 0).map(|r| r.0).collect();
+            let had: Vec<u32> = rows.iter().map(|r| r.0).collect();
+            let inactive: Vec<u32> = had
+                .iter()
+                .copied()
+                .filter(|u| !active.contains(u))
+                .collect();
+            if !inactive.is_empty() {
                 diesel::update(
                     im_group_member::table
                         .filter(im_group_member::group_id.eq(g))
-                        .filter(im_group_member::user_id.eq_any(had.clone())),
+                        .filter(im_group_member::user_id.eq_any(inactive)),
                 )
                 .set((
                     im_group_member::status.eq(0u8),
@@ -564,7 +579,12 @@ async fn insert_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32], now: 
                     .await
                     .ctx("IMGroupMember insert")?;
             }
-            recount(c, g).await
+            recount(c, g).await?;
+            Ok(ids
+                .iter()
+                .copied()
+                .filter(|u| !active.contains(u))
+                .collect::<Vec<u32>>())
         })
         .await?;
     let key = member_key(g);
@@ -573,20 +593,32 @@ async fn insert_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32], now: 
         // Q-R01/Q-R02: bring back the other active members too (their join time = updated).
         pairs.extend(active_members(c, g).await?);
     }
-    for u in set {
+    for u in &added {
         pairs.insert(*u, now);
+    }
+    if pairs.is_empty() {
+        return Ok(added);
     }
     let pairs: Vec<(String, String)> = pairs
         .into_iter()
         .map(|(u, t)| (u.to_string(), t.to_string()))
         .collect();
-    cache.hset_many(&key, &pairs).await
+    cache.hset_many(&key, &pairs).await?;
+    Ok(added)
 }
 
-async fn remove_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32]) -> Result<()> {
+async fn remove_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32]) -> Result<Vec<u32>> {
     let ids = set.to_vec();
-    DbPool::Conn(&mut *c)
+    let removed = DbPool::Conn(&mut *c)
         .transaction(async |c| {
+            let active: Vec<u32> = im_group_member::table
+                .filter(im_group_member::group_id.eq(g))
+                .filter(im_group_member::user_id.eq_any(ids.clone()))
+                .filter(im_group_member::status.eq(0u8))
+                .select(im_group_member::user_id)
+                .load(c)
+                .await
+                .ctx("IMGroupMember active rows")?;
             diesel::update(
                 im_group_member::table
                     .filter(im_group_member::group_id.eq(g))
@@ -596,12 +628,17 @@ async fn remove_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32]) -> Re
             .execute(c)
             .await
             .ctx("IMGroupMember remove")?;
-            recount(c, g).await
+            recount(c, g).await?;
+            Ok(active)
         })
         .await?;
     let fields: Vec<String> = set.iter().map(u32::to_string).collect();
     let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-    cache.hdel(&member_key(g), &refs).await.map(|_| ())
+    cache.hdel(&member_key(g), &refs).await?;
+    let mut removed = removed;
+    removed.sort_unstable();
+    removed.dedup();
+    Ok(removed)
 }
 
 #[cfg(test)]

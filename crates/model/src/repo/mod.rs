@@ -6,6 +6,7 @@ pub(crate) mod audio;
 pub(crate) mod department;
 pub(crate) mod file;
 pub(crate) mod group;
+pub(crate) mod lockout;
 pub(crate) mod message;
 pub(crate) mod relation;
 pub(crate) mod session;

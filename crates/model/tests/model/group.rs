@@ -85,8 +85,8 @@ async fn empty_inputs_and_unknown_ids() {
     assert!(!groups.is_valid(999).await.unwrap());
     assert!(!groups.is_member(1, 999).await.unwrap());
     assert!(groups.members(999).await.unwrap().is_empty());
-    assert!(!groups.insert_members(999, &[], 1).await.unwrap());
-    assert!(!groups.insert_members(0, &[1], 1).await.unwrap());
+    assert!(groups.insert_members(999, &[], 1).await.unwrap().is_empty());
+    assert!(groups.insert_members(0, &[1], 1).await.unwrap().is_empty());
     groups.remove_members(999, &[]).await.unwrap();
     assert!(!groups.bump_version(999).await.unwrap());
     assert!(groups.chatted_since(0).await.unwrap().is_empty());
@@ -101,11 +101,17 @@ async fn add_remove_version_and_usercnt() {
         .create(&new_group("g", 1, 1), &[1, 2, 3], 100)
         .await
         .unwrap();
-    groups.remove_members(g, &[2, 3, 3]).await.unwrap();
+    assert_eq!(
+        groups.remove_members(g, &[2, 3, 3]).await.unwrap(),
+        vec![2, 3]
+    );
     assert_eq!(groups.members(g).await.unwrap(), vec![1]);
     assert_eq!(groups.by_ids(&[g]).await.unwrap()[0].user_cnt, 1);
     // Re-add: the row is reactivated, not duplicated; join time is the new time (Q-G07).
-    assert!(groups.insert_members(g, &[3, 4], 200).await.unwrap());
+    assert_eq!(
+        groups.insert_members(g, &[3, 4], 200).await.unwrap(),
+        vec![3, 4]
+    );
     assert_eq!(groups.members(g).await.unwrap(), vec![1, 3, 4]);
     assert_eq!(groups.join_time(3, g).await.unwrap(), 200);
     assert_eq!(
@@ -118,11 +124,14 @@ async fn add_remove_version_and_usercnt() {
     assert_eq!(groups.by_ids(&[g]).await.unwrap()[0].version, 3);
 
     // Removing everyone: the hash disappears and the group stays invalid (no active member).
-    groups.remove_members(g, &[1, 3, 4]).await.unwrap();
+    assert_eq!(
+        groups.remove_members(g, &[1, 3, 4, 9]).await.unwrap(),
+        vec![1, 3, 4]
+    );
     assert!(!groups.is_valid(g).await.unwrap());
     assert!(groups.members(g).await.unwrap().is_empty());
     // Q-R02 fix: members can be added again and the group is valid again.
-    assert!(groups.insert_members(g, &[5], 300).await.unwrap());
+    assert_eq!(groups.insert_members(g, &[5], 300).await.unwrap(), vec![5]);
     assert!(groups.is_valid(g).await.unwrap());
     assert_eq!(groups.members(g).await.unwrap(), vec![5]);
     env.cleanup().await;
@@ -193,11 +202,24 @@ async fn concurrent_adds_create_no_duplicate_rows() {
             store.groups().insert_members(g, &[2, 3, 4], 200).await
         }));
     }
+    let mut changed = Vec::new();
     for t in tasks {
-        assert!(t.await.unwrap().unwrap());
+        let added = t.await.unwrap().unwrap();
+        if !added.is_empty() {
+            changed.push(added);
+        }
     }
+    // Exactly one add changed the membership; the others found the users there already.
+    assert_eq!(changed, vec![vec![2, 3, 4]]);
     let rows = groups.member_rows(g).await.unwrap();
     assert_eq!(rows, vec![(1, 0), (2, 0), (3, 0), (4, 0)]);
+    // An add of members already there changes nothing, not even the join time.
+    assert!(groups
+        .insert_members(g, &[2], 999)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(groups.join_time(2, g).await.unwrap(), 200);
     assert_eq!(groups.by_ids(&[g]).await.unwrap()[0].user_cnt, 4);
     assert_eq!(groups.members(g).await.unwrap(), vec![1, 2, 3, 4]);
     env.cleanup().await;
