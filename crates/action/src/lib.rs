@@ -32,7 +32,7 @@ use bytes::Bytes;
 use dbproxy_model::Store;
 
 use command::{execute, Handle};
-use lockout::LoginGuard;
+use lockout::{LoginGuard, SharedLocks};
 
 /// Settings of the action layer (mapped by the binary from its configuration file).
 #[derive(Clone, PartialEq, Eq)]
@@ -84,6 +84,7 @@ pub(crate) struct Ctx {
     pub(crate) store: Store,
     pub(crate) settings: ActionSettings,
     pub(crate) logins: LoginGuard,
+    pub(crate) shared_locks: SharedLocks,
     /// `crypto::encrypt(aesKey, "[语音]")`, computed once.
     pub(crate) voice_placeholder: Bytes,
     /// Last user-profile change seen by this process (start time, raised by signature
@@ -146,6 +147,7 @@ impl Actions {
                 store,
                 settings,
                 logins,
+                shared_locks: SharedLocks::default(),
                 voice_placeholder,
                 user_update_gate: AtomicU32::new(now()),
             }),

@@ -9,8 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Lockout state of the process (every connection): the count that decides while Redis, which
-/// holds the count shared by all instances, cannot answer.
+/// This process's own failure counts (every connection). With [`SharedLocks`] (what every
+/// instance recorded) it decides the lockout; alone while Redis cannot answer.
 #[derive(Debug)]
 pub struct LoginGuard {
     window_secs: u64,
@@ -67,8 +67,9 @@ impl LoginGuard {
     }
 
     /// Forgets the failures of `name` (after a successful validation).
-    pub fn record_success(&self, name: &str) {
-        self.lock().remove(name);
+    /// Forgets `name`; true when it had failures recorded here.
+    pub fn record_success(&self, name: &str) -> bool {
+        self.lock().remove(name).is_some()
     }
 
     /// Number of names currently tracked (for metrics and tests).
@@ -82,9 +83,76 @@ impl LoginGuard {
     }
 }
 
+/// How often the set of names locked through other instances is read again from Redis.
+pub const SHARED_REFRESH: Duration = Duration::from_secs(1);
+
+/// Names locked by any instance (`dbproxy_login_locked` in Redis), as this process last read
+/// them, by `keys::login_digest` → locked until (unix s). A login consults this copy, so
+/// logins of names without failures cost no Redis call; the copy is read again at most once
+/// per [`SHARED_REFRESH`], by the login that finds it due.
+#[derive(Debug, Default)]
+pub struct SharedLocks {
+    locked: Mutex<HashMap<String, u64>>,
+    /// Unix ms of the last refresh (or its start).
+    refreshed_ms: std::sync::atomic::AtomicU64,
+}
+
+impl SharedLocks {
+    /// Whether `digest` is locked at `now`.
+    pub fn is_locked(&self, digest: &str, now: u64) -> bool {
+        self.map().get(digest).is_some_and(|&until| until > now)
+    }
+
+    /// Records a lock learnt from this process's own failure.
+    pub fn insert(&self, digest: String, until: u64) {
+        self.map().insert(digest, until);
+    }
+
+    /// Forgets a lock (a successful login after the failures aged out).
+    pub fn remove(&self, digest: &str) {
+        self.map().remove(digest);
+    }
+
+    /// Replaces the copy with what Redis holds now.
+    pub fn replace(&self, locks: Vec<(String, u64)>) {
+        *self.map() = locks.into_iter().collect();
+    }
+
+    /// Whether the copy is older than [`SHARED_REFRESH`] at `now_ms`; true for exactly one
+    /// caller per refresh (it claims the refresh).
+    pub fn claim_refresh(&self, now_ms: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.refreshed_ms.load(Ordering::Relaxed);
+        let every = u64::try_from(SHARED_REFRESH.as_millis()).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(last) >= every
+            && self
+                .refreshed_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.locked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_locks_expire_and_refresh_once_per_second() {
+        let s = SharedLocks::default();
+        s.insert("d1".into(), 2_000);
+        assert!(s.is_locked("d1", 1_999));
+        assert!(!s.is_locked("d1", 2_000), "until is exclusive");
+        assert!(!s.is_locked("d2", 1_000));
+        s.replace(vec![("d2".into(), 3_000)]);
+        assert!(!s.is_locked("d1", 1_000) && s.is_locked("d2", 1_000));
+        assert!(s.claim_refresh(10_000));
+        assert!(!s.claim_refresh(10_500), "claimed less than a second ago");
+        assert!(s.claim_refresh(11_000));
+    }
 
     #[test]
     fn eleventh_failure_within_window_locks() {

@@ -17,29 +17,29 @@ const BAD_PASSWORD_TEXT: &str = "用户名/密码错误";
 const LOCKED_TEXT: &str = "用户名/密码错误次数太多";
 const INTERNAL_TEXT: &str = "服务端内部错误";
 
-/// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout, counted across
-/// instances in Redis (the process's own count while Redis cannot answer).
+/// CID_OTHER_VALIDATE_REQ (0x0703): password check with per-name lockout: this process's
+/// own counts and the names locked through any instance (Redis).
 impl Handle for cmd::Validate {
     async fn run(ctx: &Ctx, req: ImValidateReq) -> Result<Option<ImValidateRsp>, Error> {
         let now = u64::from(now());
-        let shared = shared_failures(ctx, &req.user_name, now).await;
-        let locked = match shared {
-            Some(n) => n > ctx.settings.lockout_max_failures,
-            None => ctx.logins.is_locked(&req.user_name, now),
-        };
-        if locked {
-            tracing::warn!(user = %req.user_name, "login locked out after repeated failures");
+        let name = &req.user_name;
+        let digest = dbproxy_model::keys::login_digest(name);
+        refresh_shared_locks(ctx).await;
+        if ctx.logins.is_locked(name, now) || ctx.shared_locks.is_locked(&digest, now) {
+            tracing::warn!(user = %name, "login locked out after repeated failures");
             metrics::counter!(crate::metrics::LOGIN_LOCKOUTS).increment(1);
             return Ok(Some(reply(&req, 6, LOCKED_TEXT, None)));
         }
         // A backend failure propagates as Err: answered with code 1 by `failed` and,
         // unlike the original (Q-L01), not counted as a failed attempt.
-        let user = ctx.store.users().find_for_login(&req.user_name).await?;
+        let user = ctx.store.users().find_for_login(name).await?;
         match user.filter(|u| password_matches(u, &req.password)) {
             Some(user) => {
-                ctx.logins.record_success(&req.user_name);
-                if shared != Some(0) {
-                    if let Err(error) = ctx.store.login_failures().clear(&req.user_name).await {
+                // Failures recorded here are cleared everywhere; those recorded only through
+                // other instances age out there (SCALING.md).
+                if ctx.logins.record_success(name) {
+                    ctx.shared_locks.remove(&digest);
+                    if let Err(error) = ctx.store.login_failures().clear(name).await {
                         note_shared_error(&error);
                     }
                 }
@@ -48,16 +48,20 @@ impl Handle for cmd::Validate {
                 Ok(Some(reply(&req, 0, OK_TEXT, Some(info))))
             }
             None => {
-                ctx.logins.record_failure(&req.user_name, now);
-                let keep = ctx.settings.lockout_max_failures + 1;
-                let window = ctx.settings.lockout_window.as_secs();
-                let recorded = ctx
+                ctx.logins.record_failure(name, now);
+                let (max, window) = (
+                    ctx.settings.lockout_max_failures,
+                    ctx.settings.lockout_window.as_secs(),
+                );
+                match ctx
                     .store
                     .login_failures()
-                    .record(&req.user_name, now, keep, window)
-                    .await;
-                if let Err(error) = recorded {
-                    note_shared_error(&error);
+                    .record(name, now, max, window)
+                    .await
+                {
+                    Ok(Some(until)) => ctx.shared_locks.insert(digest, until),
+                    Ok(None) => {}
+                    Err(error) => note_shared_error(&error),
                 }
                 metrics::counter!(crate::metrics::LOGIN_FAILURES).increment(1);
                 Ok(Some(reply(&req, 1, BAD_PASSWORD_TEXT, None)))
@@ -82,16 +86,19 @@ impl Handle for cmd::Validate {
     }
 }
 
-/// Failures of `name` within the lockout window as every instance recorded them (Redis);
-/// `None` when Redis cannot answer, and the process's own count decides instead.
-async fn shared_failures(ctx: &Ctx, name: &str, now: u64) -> Option<usize> {
-    let since = now.saturating_sub(ctx.settings.lockout_window.as_secs());
-    match ctx.store.login_failures().since(name, since).await {
-        Ok(n) => Some(n),
-        Err(error) => {
-            note_shared_error(&error);
-            None
-        }
+/// Reads the names locked through any instance again when this process's copy is older than
+/// `lockout::SHARED_REFRESH` (one login per refresh pays the Redis call; while Redis cannot
+/// answer the last copy and this process's own counts decide).
+async fn refresh_shared_locks(ctx: &Ctx) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    if !ctx.shared_locks.claim_refresh(now_ms) {
+        return;
+    }
+    match ctx.store.login_failures().locked_after(now_ms / 1000).await {
+        Ok(locks) => ctx.shared_locks.replace(locks),
+        Err(error) => note_shared_error(&error),
     }
 }
 

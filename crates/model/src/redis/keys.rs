@@ -68,12 +68,21 @@ pub const LAST_UPDATE_GROUP: &str = "last_update_group";
 /// key): which instance runs the group-session sync, with a TTL.
 pub const GROUP_SYNC_LEASE: &str = "dbproxy_group_sync_lease";
 
-/// `dbproxy_login_fail_<md5hex(name)>` (instance `unread`, db-proxy's own): list of a login
-/// name's recent failure times, shared by every instance. The name is hashed so that any
-/// string a client sends makes a short key.
-pub fn login_failures_key(name: &str) -> String {
-    format!("dbproxy_login_fail_{:x}", md5::compute(name.as_bytes()))
+/// How a login name appears in db-proxy's lockout keys: lowercase md5 hex, so that any
+/// string a client sends makes a short key or member.
+pub fn login_digest(name: &str) -> String {
+    format!("{:x}", md5::compute(name.as_bytes()))
 }
+
+/// `dbproxy_login_fail_<login_digest(name)>` (instance `unread`, db-proxy's own): list of a
+/// login name's recent failure times, shared by every instance.
+pub fn login_failures_key(name: &str) -> String {
+    format!("dbproxy_login_fail_{}", login_digest(name))
+}
+
+/// `dbproxy_login_locked` (instance `unread`, db-proxy's own): zset of the locked names'
+/// [`login_digest`]s, scored by the time each stays locked until.
+pub const LOGIN_LOCKED: &str = "dbproxy_login_locked";
 
 #[cfg(test)]
 mod tests {

@@ -130,26 +130,39 @@ pub(crate) static RAISE_TO: Script = Script::new(
      return cur",
 );
 
-/// One login failure at ARGV[1] (unix s): pushed on the list KEYS[1], which keeps the newest
-/// ARGV[2] entries and expires ARGV[3] s after the last failure. A key of another type is
-/// replaced (it can only be left over from something else).
+/// One login failure at ARGV[1] (unix s) on the list KEYS[1], which keeps the newest ARGV[2]
+/// entries and expires ARGV[3] s (the window) after the last failure. A key of another type
+/// is replaced (it can only be left over from something else). Returns the time the name
+/// stays locked until when more than ARGV[4] failures lie within the window (the oldest of
+/// them plus the window), else 0.
 pub(crate) static LOGIN_FAILURE: Script = Script::new(
     "login failure",
     "if redis.call('TYPE', KEYS[1]).ok ~= 'list' then redis.call('DEL', KEYS[1]) end \
+     local now, window = tonumber(ARGV[1]), tonumber(ARGV[3]) \
      redis.call('LPUSH', KEYS[1], ARGV[1]) \
      redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1) \
      redis.call('EXPIRE', KEYS[1], ARGV[3]) \
-     return redis.call('LLEN', KEYS[1])",
+     local n, oldest = 0, now \
+     for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do \
+       local v = tonumber(t) \
+       if v and v >= now - window then n = n + 1 oldest = math.min(oldest, v) end \
+     end \
+     if n > tonumber(ARGV[4]) then return oldest + window end \
+     return 0",
 );
 
-/// Failure times of KEYS[1] not older than ARGV[1] (unix s); 0 for a missing key or one of
-/// another type.
-pub(crate) static LOGIN_FAILURES_SINCE: Script = Script::new(
-    "login failures since",
-    "if redis.call('TYPE', KEYS[1]).ok ~= 'list' then return 0 end \
-     local n = 0 \
-     for _, t in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do \
-       if tonumber(t) and tonumber(t) >= tonumber(ARGV[1]) then n = n + 1 end \
-     end \
-     return n",
+/// Adds member ARGV[1] with score ARGV[2] (locked until) to the zset KEYS[1] and drops the
+/// members whose time has passed (ARGV[3] = now).
+pub(crate) static LOCK_ADD: Script = Script::new(
+    "login lock add",
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) \
+     redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
+     return 1",
+);
+
+/// Members of the zset KEYS[1] with a score above ARGV[1] (now), with their scores.
+pub(crate) static LOCKS_AFTER: Script = Script::new(
+    "login locks after",
+    "if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then return {} end \
+     return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')",
 );
