@@ -22,12 +22,12 @@ use crate::repo::relation::pair;
 /// Per-shard parts of the batched newest-message query (see `Messages::newest_many`).
 const NEWEST_SINGLE_PART: [&str; 8] = shard_sql!(
     IMMessage,
-    "SELECT relateId AS k, msgId, type, fromId, content FROM ",
+    "SELECT relateId AS k, msgId, type, fromId, content, id FROM ",
     " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 const NEWEST_GROUP_PART: [&str; 8] = shard_sql!(
     IMGroupMessage,
-    "SELECT groupId AS k, msgId, type, userId AS fromId, content FROM ",
+    "SELECT groupId AS k, msgId, type, userId AS fromId, content, id FROM ",
     " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 
@@ -36,35 +36,28 @@ static NEWEST_SINGLE_SLOTS: std::sync::LazyLock<ShardSlots> =
 static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
     std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART, Padding::Probe));
 
-/// Newest message of many relations, one part per shard: each relation id of the list
-/// (rows of `IMRelationShip`, found just before) joined to its newest row by a dependent
-/// subquery, the same `ORDER BY created DESC, id DESC LIMIT 1` as the single read.
+/// Newest message of many conversations, one part per shard: the newest `created` of each
+/// listed id among its visible rows (a loose scan of the `(id, status, created)` index: one
+/// probe per id), joined back to the rows at that time through the same index. Several rows
+/// of one id at the newest second all come back; the highest `id` wins (see
+/// [`newest_batch_on`]), as in the single read's `ORDER BY created DESC, id DESC`. A
+/// dependent subquery per id instead let MariaDB pick the msgId index for some shards and
+/// sort every row of the conversation (BENCHMARKS.md, "Data-scale").
+fn newest_lists_part(table: &str, key: &str, from: &str, s: usize) -> String {
+    format!(
+        "SELECT m.{key} AS k, m.msgId, m.type, m.{from} AS fromId, m.content, m.id \
+         FROM (SELECT {key}, MAX(created) AS c FROM {table}_{s} \
+         WHERE status = 0 AND {key} IN ({{in}}) GROUP BY {key}) t \
+         JOIN {table}_{s} m ON m.{key} = t.{key} AND m.status = 0 AND m.created = t.c"
+    )
+}
+
 static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
-    ShardLists::new(|s| {
-        format!(
-            "SELECT m.relateId AS k, m.msgId, m.type, m.fromId, m.content \
-             FROM IMRelationShip r JOIN IMMessage_{s} m ON m.id = \
-             (SELECT i.id FROM IMMessage_{s} i WHERE i.relateId = r.id AND i.status = 0 \
-             ORDER BY i.created DESC, i.id DESC LIMIT 1) \
-             WHERE r.id IN ({{in}})"
-        )
-    })
+    ShardLists::new(|s| newest_lists_part("IMMessage", "relateId", "fromId", s))
 });
 
-/// Newest message of many groups, one part per shard: the listed groups that have messages
-/// in the shard (a loose scan of the group index, no per-group part) joined to their newest
-/// row by the same dependent subquery as the single read. At production sizes a part per
-/// group costs MariaDB several times more than this (BENCHMARKS.md, "Data-scale").
 static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
-    ShardLists::new(|s| {
-        format!(
-            "SELECT m.groupId AS k, m.msgId, m.type, m.userId AS fromId, m.content \
-             FROM (SELECT DISTINCT groupId FROM IMGroupMessage_{s} WHERE groupId IN ({{in}})) g \
-             JOIN IMGroupMessage_{s} m ON m.id = \
-             (SELECT i.id FROM IMGroupMessage_{s} i WHERE i.groupId = g.groupId AND i.status = 0 \
-             ORDER BY i.created DESC, i.id DESC LIMIT 1)"
-        )
-    })
+    ShardLists::new(|s| newest_lists_part("IMGroupMessage", "groupId", "userId", s))
 });
 
 /// From this many relations or groups on, the list texts (8 parts whatever the count) cost
@@ -75,13 +68,14 @@ static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock
 const NEWEST_LISTS_FROM: usize = 16;
 
 /// A newest-message row of a batch, by position: `k` (relation or group id), `msgId`,
-/// `type`, `fromId`, `content` (the order of every newest part and list text).
+/// `type`, `fromId`, `content`, `id` (the order of every newest part and list text).
 struct KeyedNewestRow {
     k: u32,
     msg_id: u32,
     kind: u8,
     from_id: u32,
     content: Vec<u8>,
+    id: i32,
 }
 
 impl QueryableByName<Mysql> for KeyedNewestRow {
@@ -92,6 +86,7 @@ impl QueryableByName<Mysql> for KeyedNewestRow {
             kind: col::<Unsigned<TinyInt>, _>(row, 2)?,
             from_id: col::<Unsigned<Integer>, _>(row, 3)?,
             content: col::<Nullable<Binary>, NullableBytes>(row, 4)?.into(),
+            id: col::<Integer, _>(row, 5)?,
         })
     }
 }
@@ -109,6 +104,7 @@ async fn newest_batch_on(
 ) -> Result<std::collections::HashMap<u32, Newest>> {
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
+    let mut best_id: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
     let plans = if ids.len() >= NEWEST_LISTS_FROM || slots.needs_one_off(&shards) {
         lists.plan(&shards)
@@ -127,6 +123,11 @@ async fn newest_batch_on(
         }
         .ctx(what)?;
         for r in rows {
+            // Of several rows at a conversation's newest second, the highest id is newest.
+            if best_id.get(&r.k).is_some_and(|&id| id > r.id) {
+                continue;
+            }
+            best_id.insert(r.k, r.id);
             out.insert(
                 r.k,
                 Newest {

@@ -336,3 +336,87 @@ async fn relation_ids_are_asked_again_without_ttl_or_when_missing() {
     assert_eq!(page_and_newest(&env.store, 3, 4).await, (1, true));
     env.cleanup().await;
 }
+
+/// Enough conversations for the one-list-per-shard texts (20 relations, 18 groups), each with
+/// rows that share the newest second and a later hidden row: the highest id at the newest
+/// visible second wins, exactly as the single reads' `ORDER BY created DESC, id DESC`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_many_through_lists_breaks_ties_by_id() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    let user = 4;
+    let peers: Vec<u32> = (200..220).collect();
+    for &peer in &peers {
+        // msgIds 1..3 at second 700, 900, 900 (3 is stored last, so it has the highest id),
+        // then msgId 4 at 950 with status 1 (hidden).
+        for (msg_id, created) in [(1u32, 700u32), (3, 900), (2, 900)] {
+            let (from, to) = if msg_id == 2 {
+                (peer, user)
+            } else {
+                (user, peer)
+            };
+            single(
+                &env,
+                from,
+                to,
+                msg_id,
+                created,
+                format!("{peer}:{msg_id}").as_bytes(),
+            )
+            .await;
+        }
+        single(&env, user, peer, 4, 950, b"hidden").await;
+    }
+    for sql in [
+        "UPDATE IMMessage_0 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_1 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_2 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_3 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_4 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_5 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_6 SET status = 1 WHERE msgId = 4",
+        "UPDATE IMMessage_7 SET status = 1 WHERE msgId = 4",
+    ] {
+        env.run_sql(sql).await;
+    }
+    let groups: Vec<u32> = (30..48).collect();
+    for &g in &groups {
+        for (msg_id, created) in [(1u32, 300u32), (2, 400), (3, 400)] {
+            s.messages()
+                .store_group(
+                    &NewGroupMessage {
+                        group_id: g,
+                        from_id: 60 + msg_id,
+                        msg_id,
+                        content: b"g",
+                        kind: 17,
+                        created,
+                    },
+                    1,
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let (singles, group_rows) = s
+        .messages()
+        .newest_many(user, &peers, &groups)
+        .await
+        .unwrap();
+    assert_same_as_single_reads(s, user, &peers, &singles).await;
+    for got in &singles {
+        let got = got.as_ref().expect("newest");
+        assert_eq!(got.msg_id, 2, "the last stored at second 900");
+    }
+    for (g, got) in groups.iter().zip(&group_rows) {
+        assert_eq!(
+            got,
+            &s.messages().newest_group(*g).await.unwrap(),
+            "group {g}"
+        );
+        assert_eq!(got.as_ref().map(|n| n.msg_id), Some(3));
+    }
+    env.cleanup().await;
+}
