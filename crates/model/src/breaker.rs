@@ -94,7 +94,6 @@ impl Breaker {
     }
 
     /// Whether the breaker is open (the backend is known to be down).
-    #[cfg(test)]
     pub(crate) fn is_open(&self) -> bool {
         self.lock().down_since.is_some()
     }

@@ -38,6 +38,9 @@ declare_metrics! {
     counter MYSQL_TIMEOUTS = "dbproxy_mysql_timeouts_total";
     /// MySQL connections discarded after a failure or a timeout, by pool.
     counter MYSQL_DISCARDED = "dbproxy_mysql_discarded_total";
+    /// Plain reads run on the master because the slave pool's breaker was open (the replica
+    /// is down); reads go back to the slave once it answers.
+    counter MYSQL_SLAVE_FALLBACKS = "dbproxy_mysql_slave_fallbacks_total";
     /// MySQL connections the pool holds now, by pool.
     gauge MYSQL_POOL_CONNECTIONS = "dbproxy_mysql_pool_connections";
     /// Pooled MySQL connections idle now, by pool.

@@ -13,11 +13,18 @@ pub struct PrivateMariadb {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Server options beyond the defaults (every start uses them).
+    extra: Vec<String>,
 }
 
 impl PrivateMariadb {
     /// Creates a data directory (root without a password over TCP) and starts the server.
     pub fn start() -> PrivateMariadb {
+        Self::start_with(&[])
+    }
+
+    /// [`PrivateMariadb::start`] with more server options (`--server-id=2`, `--log-bin`...).
+    pub fn start_with(extra: &[&str]) -> PrivateMariadb {
         let n = crate::COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!(
             "dbproxy-mariadb-{}-{}-{n}",
@@ -43,6 +50,7 @@ impl PrivateMariadb {
             port: 0,
             dir,
             child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         for _attempt in 0..5 {
             db.port = free_port();
@@ -86,6 +94,7 @@ impl PrivateMariadb {
                 "--innodb-buffer-pool-size=32M",
                 "--max-connections=200",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -135,6 +144,56 @@ impl PrivateMariadb {
             self.spawn(),
             "private mariadbd did not restart (log: {})",
             self.log().display()
+        );
+    }
+
+    /// Runs `sql` through the mariadb client as root; returns what it printed (tab-separated,
+    /// no column names). Panics when the client fails.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .args(["-h127.0.0.1", "-uroot", "--connect-timeout=5", "-N", "-B"])
+            .arg(format!("-P{}", self.port))
+            .args(["-e", sql])
+            .output()
+            .expect("run the mariadb client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A primary (binary log, server id 1) and an asynchronous replica (server id 2) that
+    /// replicates everything the primary writes from then on, by GTID.
+    pub fn replication_pair() -> (PrivateMariadb, PrivateMariadb) {
+        let binlog = ["--log-bin=mysql-bin", "--binlog-format=ROW"];
+        let primary = Self::start_with(&[&["--server-id=1"][..], &binlog[..]].concat());
+        let replica = Self::start_with(&[&["--server-id=2"][..], &binlog[..]].concat());
+        primary.sql(
+            "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'; \
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'",
+        );
+        replica.sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, \
+             MASTER_USER = 'repl', MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos; \
+             START SLAVE",
+            primary.port
+        ));
+        replica.wait_caught_up(&primary);
+        (primary, replica)
+    }
+
+    /// Waits (at most 30 s) until this replica has applied everything `primary` has written.
+    pub fn wait_caught_up(&self, primary: &PrivateMariadb) {
+        let pos = primary.sql("SELECT @@gtid_binlog_pos");
+        let pos = pos.trim();
+        let reached = self.sql(&format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"));
+        assert_eq!(
+            reached.trim(),
+            "0",
+            "replica did not reach {pos}: {}",
+            self.sql("SHOW SLAVE STATUS\\G")
         );
     }
 

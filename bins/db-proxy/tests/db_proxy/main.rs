@@ -16,5 +16,6 @@ mod e2e_malformed;
 mod e2e_message;
 mod e2e_outage;
 mod instances;
+mod replication;
 mod shutdown;
 mod telemetry;

@@ -97,9 +97,10 @@ impl Groups<'_> {
         repo::by_ids(&mut self.store.db(Db::Slave), group_ids).await
     }
 
-    /// Reads (slave) `(creator, type)` of `IMGroup` row `group_id`; `None` when missing.
+    /// Reads (master: a group created a moment ago must be found) `(creator, type)` of
+    /// `IMGroup` row `group_id`; `None` when missing.
     pub async fn creator_and_type(&self, group_id: u32) -> Result<Option<(u32, u32)>> {
-        repo::creator_and_type(&mut self.store.db(Db::Slave), group_id).await
+        repo::creator_and_type(&mut self.store.db(Db::Master), group_id).await
     }
 
     /// Creates a group: writes (master, one transaction) an `IMGroup` row (status 0,
@@ -165,10 +166,12 @@ impl Groups<'_> {
         repo::push_shields(self.store.group_set(), group_id, users).await
     }
 
-    /// Reads (slave) `(id, lastChated)` of the `IMGroup` rows with status 0 and
-    /// `lastChated >= since` (and lastChated ≠ 0), ascending id — the sync scan.
+    /// Reads (master) `(id, lastChated)` of the `IMGroup` rows with status 0 and
+    /// `lastChated >= since` (and lastChated ≠ 0), ascending id — the sync scan. On the
+    /// master because the sync advances its mark to the time of the scan: a lagging replica
+    /// would let a group chatted meanwhile fall behind the mark for good.
     pub async fn chatted_since(&self, since: u32) -> Result<Vec<(u32, u32)>> {
-        repo::chatted_since(&mut self.store.db(Db::Slave), since).await
+        repo::chatted_since(&mut self.store.db(Db::Master), since).await
     }
 
     /// Writes (master) `IMGroup.lastChated = t`, `updated` untouched (used by tests and

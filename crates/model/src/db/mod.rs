@@ -67,6 +67,8 @@ pub(crate) struct Pools {
     /// One per pool (the same one when master and slave share a pool).
     master_breaker: Arc<Breaker>,
     slave_breaker: Arc<Breaker>,
+    /// Whether the slave settings differ from the master's (a replica of its own).
+    separate_slave: bool,
     timeouts: Timeouts,
 }
 
@@ -84,8 +86,10 @@ impl Pools {
             }
             metrics::counter!(crate::metrics::MYSQL_DISCARDED, "pool" => pool).increment(0);
         }
+        metrics::counter!(crate::metrics::MYSQL_SLAVE_FALLBACKS).increment(0);
         let master_breaker = pool::breaker("mysql master", &master, t);
-        let (slave, slave_breaker) = if cfg.slave == cfg.master {
+        let separate_slave = cfg.slave != cfg.master;
+        let (slave, slave_breaker) = if !separate_slave {
             (master.clone(), master_breaker.clone())
         } else {
             let slave = pool::build(&cfg.slave, t)?;
@@ -109,6 +113,7 @@ impl Pools {
             slave,
             master_breaker,
             slave_breaker,
+            separate_slave,
             timeouts: t.clone(),
         })
     }
@@ -125,6 +130,12 @@ impl Pools {
     {
         let (pool, name, breaker) = match db {
             Db::Master => (&self.master, "master", &self.master_breaker),
+            // A replica known to be down: its plain reads are answered by the master (which
+            // has every write the replica has), until the breaker's probe finds it back.
+            Db::Slave if self.separate_slave && self.slave_breaker.is_open() => {
+                metrics::counter!(crate::metrics::MYSQL_SLAVE_FALLBACKS).increment(1);
+                (&self.master, "master", &self.master_breaker)
+            }
             Db::Slave => (&self.slave, "slave", &self.slave_breaker),
         };
         // Answered at once while the pool's backend is known to be down (crate::breaker).

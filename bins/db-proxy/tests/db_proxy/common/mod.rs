@@ -51,7 +51,18 @@ impl TestServer {
         settings: ActionSettings,
     ) -> TestServer {
         let env = TestEnv::with_config(adjust).await;
-        let actions = Actions::new(env.store.clone(), settings);
+        let store = env.store.clone();
+        Self::serve(env, store, settings).await
+    }
+
+    /// A server over `store` (which may reach `env`'s backends in another way, e.g. with a
+    /// replica as its slave); `env` is cleaned up by [`TestServer::stop`].
+    pub async fn serve(
+        env: TestEnv,
+        store: dbproxy_model::Store,
+        settings: ActionSettings,
+    ) -> TestServer {
+        let actions = Actions::new(store, settings);
         let config = ServerConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             ..ServerConfig::default()
