@@ -102,6 +102,12 @@ pub struct RedisConfig {
     pub db: u8,
     /// Number of multiplexed connections in the pool (`<cache>_maxconncnt`, capped at 2).
     pub max_connections: usize,
+    /// Redis Sentinel: `host:port` of each sentinel to ask for the current master of
+    /// [`RedisConfig::sentinel_service`] (then `host` and `port` are not used). Empty:
+    /// `host:port` directly.
+    pub sentinels: Vec<String>,
+    /// The master name the sentinels monitor (`sentinel monitor <name> ...`).
+    pub sentinel_service: String,
 }
 
 impl Default for RedisConfig {
@@ -111,14 +117,32 @@ impl Default for RedisConfig {
             port: 6379,
             db: 1,
             max_connections: 16,
+            sentinels: Vec::new(),
+            sentinel_service: String::new(),
         }
     }
 }
 
 impl RedisConfig {
     /// Identity used to share one pool between logical instances.
-    pub(crate) fn endpoint(&self) -> (String, u16, u8) {
-        (self.host.clone(), self.port, self.db)
+    pub(crate) fn endpoint(&self) -> (String, u16, u8, Vec<String>, String) {
+        (
+            self.host.clone(),
+            self.port,
+            self.db,
+            self.sentinels.clone(),
+            self.sentinel_service.clone(),
+        )
+    }
+
+    /// How logs and metric labels name the endpoint: `host:port/db`, or
+    /// `sentinel <service>/db`.
+    pub(crate) fn label(&self) -> String {
+        if self.sentinels.is_empty() {
+            format!("{}:{}/{}", self.host, self.port, self.db)
+        } else {
+            format!("sentinel {}/{}", self.sentinel_service, self.db)
+        }
     }
 }
 

@@ -14,9 +14,11 @@
 mod mariadb;
 mod msfs;
 mod relay;
+pub mod sentinel;
 pub use mariadb::PrivateMariadb;
 pub use msfs::FakeMsfs;
 pub use relay::TcpRelay;
+pub use sentinel::SentinelSet;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -167,7 +169,7 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn redis_ping(port: u16) -> bool {
+pub(crate) fn redis_ping(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().expect("addr"),
         Duration::from_millis(200),
@@ -195,7 +197,18 @@ pub fn start_redis() -> (Child, u16) {
 
 /// Start redis-server on `port` and wait for PING; `None` if it did not come up.
 fn spawn_redis(port: u16) -> Option<Child> {
+    spawn_redis_with(port, &[])
+}
+
+/// [`spawn_redis`] with more arguments: a config file first (`extra[0]` when it does not
+/// start with `--`), then options.
+pub(crate) fn spawn_redis_with(port: u16, extra: &[String]) -> Option<Child> {
+    let (file, options) = match extra.first() {
+        Some(f) if !f.starts_with("--") => (vec![f.clone()], &extra[1..]),
+        _ => (Vec::new(), extra),
+    };
     let mut child = Command::new("redis-server")
+        .args(&file)
         .args([
             "--port",
             &port.to_string(),
@@ -206,6 +219,7 @@ fn spawn_redis(port: u16) -> Option<Child> {
             "--appendonly",
             "no",
         ])
+        .args(options)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -281,6 +295,7 @@ impl TestEnv {
             port: redis_port,
             db: 1,
             max_connections: 2,
+            ..RedisConfig::default()
         };
         let mut config = StoreConfig {
             master: mysql.clone(),

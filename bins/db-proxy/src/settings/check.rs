@@ -199,3 +199,17 @@ pub(super) mod millis_or_zero {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }
+
+/// A list of `host:port` (Redis sentinels): each with a host and a port 1-65535.
+pub(super) fn host_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    for s in &list {
+        let ok = s
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.trim().is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+        if !ok {
+            return Err(D::Error::custom(format!("`{s}` is not host:port")));
+        }
+    }
+    Ok(list)
+}

@@ -26,6 +26,8 @@ impl RedisInstance {
             port: self.port,
             db: self.db,
             max_connections: self.max_connections,
+            sentinels: self.sentinels.clone(),
+            sentinel_service: self.sentinel_service.clone(),
         }
     }
 }

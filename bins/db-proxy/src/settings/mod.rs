@@ -143,6 +143,12 @@ pub struct RedisInstance {
     /// Pool upper bound, 1-10000.
     #[serde(deserialize_with = "check::pool_size")]
     pub max_connections: usize,
+    /// Redis Sentinel: `host:port` of each sentinel; the instance is then the current master
+    /// of `sentinel_service` (`host` and `port` unused). Empty: `host:port` directly.
+    #[serde(deserialize_with = "check::host_ports")]
+    pub sentinels: Vec<String>,
+    /// The master name the sentinels monitor (required with `sentinels`).
+    pub sentinel_service: String,
 }
 
 /// The `sync` instance: read without any check, never used.
@@ -300,6 +306,8 @@ impl From<dbproxy_model::RedisConfig> for RedisInstance {
             port: r.port,
             db: r.db,
             max_connections: r.max_connections,
+            sentinels: r.sentinels,
+            sentinel_service: r.sentinel_service,
         }
     }
 }

@@ -17,5 +17,6 @@ mod e2e_message;
 mod e2e_outage;
 mod instances;
 mod replication;
+mod sentinel;
 mod shutdown;
 mod telemetry;

@@ -134,8 +134,35 @@ impl Cache {
         cfg: &RedisConfig,
         timeouts: &Timeouts,
     ) -> Result<Cache> {
+        if !cfg.sentinels.is_empty() && cfg.sentinel_service.trim().is_empty() {
+            return Err(Error::Invalid(format!(
+                "redis {name}: sentinels given without sentinel_service (the monitored master name)"
+            )));
+        }
+        let server = if cfg.sentinels.is_empty() {
+            ServerConfig::new_centralized(cfg.host.clone(), cfg.port)
+        } else {
+            let mut hosts = Vec::with_capacity(cfg.sentinels.len());
+            for s in &cfg.sentinels {
+                let parsed = s.rsplit_once(':').and_then(|(h, p)| {
+                    Some((
+                        h.trim_matches(['[', ']']).to_owned(),
+                        p.parse::<u16>().ok()?,
+                    ))
+                });
+                match parsed {
+                    Some(hp) => hosts.push(hp),
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "redis {name}: sentinel `{s}` is not host:port"
+                        )))
+                    }
+                }
+            }
+            ServerConfig::new_sentinel(hosts, cfg.sentinel_service.clone())
+        };
         let config = Config {
-            server: ServerConfig::new_centralized(cfg.host.clone(), cfg.port),
+            server,
             database: Some(cfg.db),
             fail_fast: true,
             ..Config::default()
@@ -159,12 +186,12 @@ impl Cache {
             Ok(Err(e)) => return Err(Error::redis(format!("{name}: connect"), e)),
             Err(_) => {
                 return Err(Error::Timeout {
-                    what: format!("redis {name}: connect {}:{}", cfg.host, cfg.port),
+                    what: format!("redis {name}: connect {}", cfg.label()),
                     after: connect_timeout,
                 })
             }
         }
-        let endpoint = format!("{}:{}/{}", cfg.host, cfg.port, cfg.db);
+        let endpoint = cfg.label();
         metrics::counter!(crate::metrics::REDIS_RECONNECTS, "endpoint" => endpoint.clone())
             .increment(0);
         for client in pool.clients() {
@@ -181,7 +208,7 @@ impl Cache {
             name,
             timeout: command_timeout,
             breaker: Breaker::new(
-                format!("redis {}:{} db {}", cfg.host, cfg.port, cfg.db),
+                format!("redis {}", cfg.label()),
                 {
                     let pool = pool.clone();
                     Arc::new(move || {

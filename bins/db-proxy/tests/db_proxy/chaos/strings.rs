@@ -12,7 +12,7 @@
 //! sent before it on that connection (also the ones never answered) has been handled.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dbproxy_model::user::{password_hash, NewUser};
@@ -35,12 +35,12 @@ use dbproxy_protocol::pb::im::message::{
 use dbproxy_protocol::pb::im::server::{
     ImGetDeviceTokenReq, ImGetDeviceTokenRsp, ImValidateReq, ImValidateRsp,
 };
-use dbproxy_protocol::{cid, sid, Client, ClientOptions};
+use dbproxy_protocol::{cid, sid, Client};
 use dbproxy_testkit::TestEnv;
 use prost::Message;
 
 use crate::common::binary::Binary;
-use crate::common::{insert_user, CLIENT_MD5_123456};
+use crate::common::{client_at, insert_user, CLIENT_MD5_123456};
 use crate::raw::{body_of, frame, seq_of, Raw};
 
 /// Text that must reach the database as bound data, never as SQL or a pattern.
@@ -417,15 +417,7 @@ async fn hostile_strings_in_every_string_field_change_only_their_own_rows() {
         .await;
 
     let bin = Binary::start(&env, 1, "max_in_flight_per_connection = 1");
-    let c = Client::connect_with(
-        bin.addr,
-        ClientOptions {
-            request_timeout: Duration::from_secs(10),
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let c = client_at(bin.addr).await;
     let mut p = Peer {
         c,
         attaches: attaches(),

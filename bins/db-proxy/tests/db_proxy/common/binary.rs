@@ -31,8 +31,23 @@ impl Binary {
 
     /// [`Binary::start`] with `RUST_LOG=rust_log`.
     pub fn start_logging(env: &TestEnv, threads: u32, limits: &str, rust_log: &str) -> Binary {
+        Self::start_on(env, threads, limits, rust_log, None)
+    }
+
+    /// [`Binary::start`] with `redis` (the `[redis.*]` sections) instead of `env`'s Redis.
+    pub fn start_with_redis(env: &TestEnv, limits: &str, redis: &str) -> Binary {
+        Self::start_on(env, 1, limits, "info", Some(redis))
+    }
+
+    fn start_on(
+        env: &TestEnv,
+        threads: u32,
+        limits: &str,
+        rust_log: &str,
+        redis: Option<&str>,
+    ) -> Binary {
         let port = free_port();
-        let (dir, cfg) = config_file(env, port, threads, limits);
+        let (dir, cfg) = config_file_with(env, port, threads, limits, redis);
         let log = dir.path().join("db-proxy.log");
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -115,6 +130,17 @@ pub fn config_file(
     threads: u32,
     limits: &str,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
+    config_file_with(env, port, threads, limits, None)
+}
+
+/// [`config_file`] with `redis` as the `[redis.*]` sections when given.
+fn config_file_with(
+    env: &TestEnv,
+    port: u16,
+    threads: u32,
+    limits: &str,
+    redis_sections: Option<&str>,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let m = &env.config.master;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("db-proxy.toml");
@@ -130,14 +156,18 @@ pub fn config_file(
             )
     };
     let redis = |name: &str| format!("[redis.{name}]\nport = {}\ndb = 1\n", env.redis_port);
+    let redis = redis_sections.map_or_else(
+        || {
+            ["unread", "group_set", "token", "group_member"]
+                .map(redis)
+                .concat()
+        },
+        str::to_owned,
+    );
     let text = format!(
-            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\naes_key = \"{AES_KEY}\"\n{}{}{}{}{}{}[limits]\n{limits}\n",
+            "[server]\nlisten = [\"127.0.0.1\"]\nport = {port}\nthreads = {threads}\naes_key = \"{AES_KEY}\"\n{}{}{redis}[limits]\n{limits}\n",
             mysql("master"),
             mysql("slave"),
-            redis("unread"),
-            redis("group_set"),
-            redis("token"),
-            redis("group_member"),
         );
     std::fs::write(&cfg, text).unwrap();
     (dir, cfg)

@@ -89,15 +89,7 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect_with(
-            self.addr,
-            ClientOptions {
-                request_timeout: Duration::from_secs(10),
-                ..ClientOptions::default()
-            },
-        )
-        .await
-        .expect("connect")
+        client_at(self.addr).await
     }
 
     /// Stops the server (graceful) and drops the database and Redis.
@@ -115,6 +107,19 @@ impl TestServer {
     pub async fn user(&self, name: &str) -> u32 {
         insert_user(&self.env, name).await
     }
+}
+
+/// A client of the server at `addr` (10 s request timeout).
+pub async fn client_at(addr: SocketAddr) -> Client {
+    Client::connect_with(
+        addr,
+        ClientOptions {
+            request_timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .expect("connect")
 }
 
 /// Creates an active user `name` with password "123456" in `env`'s database; returns its id.
