@@ -108,6 +108,12 @@ pub struct RedisConfig {
     pub sentinels: Vec<String>,
     /// The master name the sentinels monitor (`sentinel monitor <name> ...`).
     pub sentinel_service: String,
+    /// After each msgId allocation, wait (Redis `WAIT`) until this many replicas have it, so
+    /// a failover to a replica cannot hand the same msgIds out again. 0: no wait.
+    pub replica_acks: u32,
+    /// The longest such a wait lasts; the send goes on without the acknowledgement after it
+    /// (counted in `dbproxy_redis_replica_ack_timeouts_total`).
+    pub replica_ack_wait: std::time::Duration,
 }
 
 impl Default for RedisConfig {
@@ -119,6 +125,8 @@ impl Default for RedisConfig {
             max_connections: 16,
             sentinels: Vec::new(),
             sentinel_service: String::new(),
+            replica_acks: 0,
+            replica_ack_wait: std::time::Duration::from_millis(100),
         }
     }
 }

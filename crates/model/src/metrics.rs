@@ -57,6 +57,9 @@ declare_metrics! {
     /// Reconnections of Redis clients, by endpoint (`host:port/db`; instances with the same
     /// endpoint share its connections).
     counter REDIS_RECONNECTS = "dbproxy_redis_reconnects_total";
+    /// msgId allocations whose `WAIT` for `replica_acks` replicas ran out before they all
+    /// acknowledged (the send went on; a failover right then could reuse those msgIds).
+    counter REDIS_REPLICA_ACK_TIMEOUTS = "dbproxy_redis_replica_ack_timeouts_total";
     /// msfs HTTP calls, by operation (upload, download).
     counter MSFS_CALLS = "dbproxy_msfs_calls_total";
     /// msfs HTTP calls that failed, by operation.

@@ -34,7 +34,8 @@ fn start(port_extra: impl Fn(u16) -> Vec<String>) -> (u16, Child) {
 }
 
 impl SentinelSet {
-    /// Starts them and waits until every sentinel knows the replica and the other sentinels.
+    /// Starts them and waits until the replica is in sync and every sentinel knows it and
+    /// the other sentinels.
     pub fn start() -> SentinelSet {
         let n = crate::COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!(
@@ -43,7 +44,9 @@ impl SentinelSet {
             crate::now_secs()
         ));
         std::fs::create_dir_all(&dir).expect("sentinel dir");
-        let (master_port, master) = start(|_| Vec::new());
+        // No 5 s pause before the first full sync of the replica.
+        let (master_port, master) =
+            start(|_| vec!["--repl-diskless-sync-delay".into(), "0".into()]);
         let (replica_port, replica) = start(|_| {
             vec![
                 "--replicaof".into(),
@@ -98,19 +101,22 @@ impl SentinelSet {
     }
 
     fn sentinels_ready(&self) -> bool {
-        self.sentinel_ports.iter().all(|&p| {
-            let info = cli(p, &["SENTINEL", "MASTER", SERVICE]);
-            let field = |name: &str| {
-                let lines: Vec<&str> = info.lines().collect();
-                lines
-                    .iter()
-                    .position(|l| *l == name)
-                    .and_then(|i| lines.get(i + 1))
-                    .and_then(|v| v.parse::<u32>().ok())
-                    .unwrap_or(0)
-            };
-            field("num-slaves") >= 1 && field("num-other-sentinels") >= 2
-        })
+        let synced =
+            cli(self.replica_port, &["INFO", "replication"]).contains("master_link_status:up");
+        synced
+            && self.sentinel_ports.iter().all(|&p| {
+                let info = cli(p, &["SENTINEL", "MASTER", SERVICE]);
+                let field = |name: &str| {
+                    let lines: Vec<&str> = info.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| lines.get(i + 1))
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .unwrap_or(0)
+                };
+                field("num-slaves") >= 1 && field("num-other-sentinels") >= 2
+            })
     }
 
     /// The port the sentinels report as the master now.
@@ -120,6 +126,13 @@ impl SentinelSet {
             &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE],
         );
         out.lines().nth(1).and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Stops the replica's process (SIGSTOP) or lets it go on (SIGCONT).
+    pub fn pause_replica(&self, paused: bool) {
+        if let Some(c) = self.others.first() {
+            crate::signal(Some(c.id()), if paused { "STOP" } else { "CONT" });
+        }
     }
 
     /// Kills the original master with SIGKILL (the sentinels then promote the replica).

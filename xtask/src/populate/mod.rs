@@ -385,8 +385,7 @@ mod tests {
             port: r.port,
             db: r.db,
             max_connections: 1,
-            sentinels: Vec::new(),
-            sentinel_service: String::new(),
+            ..RedisInstance::default()
         };
         let target = Target {
             mysql: mysql_async::OptsBuilder::from_opts(opts)

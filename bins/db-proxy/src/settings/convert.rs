@@ -28,6 +28,8 @@ impl RedisInstance {
             max_connections: self.max_connections,
             sentinels: self.sentinels.clone(),
             sentinel_service: self.sentinel_service.clone(),
+            replica_acks: self.replica_acks,
+            replica_ack_wait: std::time::Duration::from_millis(self.replica_ack_wait_ms),
         }
     }
 }

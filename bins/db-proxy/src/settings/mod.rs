@@ -149,6 +149,11 @@ pub struct RedisInstance {
     pub sentinels: Vec<String>,
     /// The master name the sentinels monitor (required with `sentinels`).
     pub sentinel_service: String,
+    /// After each msgId allocation wait until this many replicas have it (Redis `WAIT`), so
+    /// a failover cannot hand msgIds out again; 0 (the default) does not wait.
+    pub replica_acks: u32,
+    /// The longest such a wait, ms.
+    pub replica_ack_wait_ms: u64,
 }
 
 /// The `sync` instance: read without any check, never used.
@@ -308,6 +313,8 @@ impl From<dbproxy_model::RedisConfig> for RedisInstance {
             max_connections: r.max_connections,
             sentinels: r.sentinels,
             sentinel_service: r.sentinel_service,
+            replica_acks: r.replica_acks,
+            replica_ack_wait_ms: u64::try_from(r.replica_ack_wait.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }

@@ -192,7 +192,7 @@ async fn allocate_many(cache: &Cache, pools: &Pools, jobs: &[OwnedSingle]) -> Ve
         .iter()
         .map(|&i| single_counter_key(jobs[i].relate_id))
         .collect();
-    let values = match cache.eval(&INCR_MANY_IF_EXIST, &keys, &[]).await {
+    let values = match cache.eval_replicated(&INCR_MANY_IF_EXIST, &keys, &[]).await {
         Ok(ScriptValue::List(values)) if values.len() == keys.len() => Ok(values),
         Ok(other) => Err(Error::redis_reply(
             format!("allocate {} ids", keys.len()),

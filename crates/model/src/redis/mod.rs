@@ -100,6 +100,9 @@ pub struct Cache {
     timeout: Duration,
     /// Shared by the logical instances of one endpoint.
     breaker: Arc<Breaker>,
+    /// Replicas a replicated script waits for, and for how long ([`Cache::eval_replicated`]).
+    replica_acks: u32,
+    replica_ack_wait: Duration,
 }
 
 impl std::fmt::Debug for Cache {
@@ -203,10 +206,13 @@ impl Cache {
             });
         }
         register_series(name);
+        metrics::counter!(crate::metrics::REDIS_REPLICA_ACK_TIMEOUTS, "redis" => name).increment(0);
         Ok(Cache {
             pool: pool.clone(),
             name,
             timeout: command_timeout,
+            replica_acks: cfg.replica_acks,
+            replica_ack_wait: cfg.replica_ack_wait.min(command_timeout),
             breaker: Breaker::new(
                 format!("redis {}", cfg.label()),
                 {
@@ -231,6 +237,8 @@ impl Cache {
             name,
             timeout: self.timeout,
             breaker: self.breaker.clone(),
+            replica_acks: self.replica_acks,
+            replica_ack_wait: self.replica_ack_wait,
         }
     }
 
@@ -494,14 +502,65 @@ impl Cache {
         args: &[String],
     ) -> Result<ScriptValue> {
         self.guarded(async {
+            let v = self.evalsha(self.pool.next(), script, keys, args).await?;
+            Ok(to_script_value(v))
+        })
+        .await
+    }
+
+    /// EVALSHA of `script` on `client`, loading it again on NOSCRIPT.
+    async fn evalsha(
+        &self,
+        client: &fred::clients::Client,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Value> {
+        boxed(script.fred().evalsha_with_reload(client, keys.to_vec(), args.to_vec()))
+            .await
+            .map_err(|e| self.err("EVALSHA", script.name(), e))
+    }
+
+    /// [`Cache::eval`], then, when the instance is configured with `replica_acks`, `WAIT` on
+    /// the same connection until that many replicas have the script's writes (at most
+    /// `replica_ack_wait`; the result is returned either way, a short count is logged and
+    /// counted). For the msgId counters: a failover promotes a replica that has them.
+    pub async fn eval_replicated(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<ScriptValue> {
+        if self.replica_acks == 0 {
+            return self.eval(script, keys, args).await;
+        }
+        self.guarded(async {
             let client = self.pool.next();
-            let v: Value = boxed(script.fred().evalsha_with_reload(
-                client,
-                keys.to_vec(),
-                args.to_vec(),
+            let v = self.evalsha(client, script, keys, args).await?;
+            let wait_ms = u64::try_from(self.replica_ack_wait.as_millis()).unwrap_or(u64::MAX);
+            let acked: i64 = boxed(client.custom(
+                fred::types::CustomCommand::new_static(
+                    "WAIT",
+                    fred::types::ClusterHash::FirstKey,
+                    false,
+                ),
+                vec![
+                    i64::from(self.replica_acks),
+                    i64::try_from(wait_ms).unwrap_or(i64::MAX),
+                ],
             ))
             .await
-            .map_err(|e| self.err("EVALSHA", script.name(), e))?;
+            .map_err(|e| self.err("WAIT", script.name(), e))?;
+            if acked < i64::from(self.replica_acks) {
+                metrics::counter!(crate::metrics::REDIS_REPLICA_ACK_TIMEOUTS, "redis" => self.name)
+                    .increment(1);
+                tracing::warn!(
+                    redis = self.name,
+                    acked,
+                    wanted = self.replica_acks,
+                    "msgId allocation not yet on the wanted replicas"
+                );
+            }
             Ok(to_script_value(v))
         })
         .await

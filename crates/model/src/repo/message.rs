@@ -236,7 +236,10 @@ async fn allocate(
     id: u32,
 ) -> Result<u32> {
     let keys = [key];
-    let mut v = cache.eval(&INCR_IF_EXISTS, &keys, &[]).await?.as_i64();
+    let mut v = cache
+        .eval_replicated(&INCR_IF_EXISTS, &keys, &[])
+        .await?
+        .as_i64();
     if v.is_none() {
         // Counter lost (or never created): seed from the highest stored msgId.
         let max: MaxRow = pool
@@ -250,7 +253,7 @@ async fn allocate(
             })
             .await?;
         v = cache
-            .eval(&SEED_AND_INCR, &keys, &[max.v.to_string()])
+            .eval_replicated(&SEED_AND_INCR, &keys, &[max.v.to_string()])
             .await?
             .as_i64();
     }
