@@ -29,7 +29,8 @@ pub enum Mode {
     /// >= 20 messages. Needs --population.
     ByIds,
     /// IMMsgDataReadAck (0x0303, no reply) of a random conversation of a heavy user, then its
-    /// IMUnreadMsgCntReq on the same connection. Needs --population.
+    /// IMUnreadMsgCntReq on the same connection. Needs --population; the read-acks clear
+    /// unread entries as the run goes, so later runs of unread see fewer.
     ReadUnread,
     /// Login-shaped requests against an in-process trivial server that answers at once
     /// (the load generator's own ceiling).

@@ -516,9 +516,13 @@ impl Cache {
         keys: &[String],
         args: &[String],
     ) -> Result<Value> {
-        boxed(script.fred().evalsha_with_reload(client, keys.to_vec(), args.to_vec()))
-            .await
-            .map_err(|e| self.err("EVALSHA", script.name(), e))
+        boxed(
+            script
+                .fred()
+                .evalsha_with_reload(client, keys.to_vec(), args.to_vec()),
+        )
+        .await
+        .map_err(|e| self.err("EVALSHA", script.name(), e))
     }
 
     /// [`Cache::eval`], then, when the instance is configured with `replica_acks`, `WAIT` on
