@@ -155,6 +155,17 @@ impl Breaker {
         if s.failures < TRIP_AFTER {
             return;
         }
+        drop(s);
+        self.open(error);
+    }
+
+    /// Opens the breaker now (also without failures counted: a backend found down at start)
+    /// and starts probing it.
+    pub(crate) fn open(self: &Arc<Self>, error: &Error) {
+        let mut s = self.lock();
+        if s.down_since.is_some() {
+            return;
+        }
         let now = Instant::now();
         s.generation += 1;
         s.down_since = Some(now);

@@ -2,8 +2,8 @@
 //! asynchronous replica (two private mariadbd, binlog + GTID), db-proxy's master pool on the
 //! primary and its slave pool on the replica. A lagging replica (SQL thread stopped) never
 //! causes duplicates, lost messages or refused writes, its reads are stale and catch up; a
-//! replica that goes down is answered for by the primary, and reads go back to it once it is
-//! back.
+//! replica that goes down (or is down at start) is answered for by the primary, and reads go
+//! back to it once it is back.
 
 use std::time::Duration;
 
@@ -170,6 +170,16 @@ async fn lagging_and_missing_replica() {
     replica.sql("START SLAVE SQL_THREAD");
     replica.wait_caught_up(&primary);
     assert_eq!(list(&c, a, b).await, 7);
+
+    // A store started while the replica is down starts all the same; the master answers
+    // its plain reads.
+    replica.kill9();
+    let late = Store::connect(&config)
+        .await
+        .expect("starts without its replica");
+    let found = late.users().by_ids(&[a]).await.expect("read on the master");
+    assert_eq!(found.len(), 1);
+    drop(late);
     drop(c);
     srv.stop().await;
 }

@@ -102,12 +102,13 @@ impl Pools {
                 .await
                 .map_err(|e| pool::pool_error("master", e))?,
         );
-        drop(
-            slave
-                .get()
-                .await
-                .map_err(|e| pool::pool_error("slave", e))?,
-        );
+        // A replica of its own that cannot be reached does not stop the start: its breaker
+        // opens and the master answers its reads until it does.
+        match slave.get().await {
+            Ok(conn) => drop(conn),
+            Err(e) if separate_slave => slave_breaker.open(&pool::pool_error("slave", e)),
+            Err(e) => return Err(pool::pool_error("slave", e)),
+        }
         Ok(Pools {
             master,
             slave,
