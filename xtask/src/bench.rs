@@ -40,9 +40,6 @@ pub async fn run(args: &Args) -> Result<ExitCode> {
     if args.direct && matches!(args.mode, Mode::Ceiling) {
         return Err("--direct measures the backends; it has no ceiling mode".into());
     }
-    if args.direct && args.mode.needs_population() {
-        return Err(format!("--direct has no model-call twin of mode {} yet", args.mode).into());
-    }
     if args.mode.needs_population() && args.population.is_none() {
         return Err(format!(
             "mode {} reads groups and long conversations: build them with `cargo xtask \
@@ -435,6 +432,35 @@ mod tests {
         args: Args,
     }
 
+    /// A db-proxy server over `env`'s store on a free port: its address, the stop sender and
+    /// the task running it.
+    async fn serve(
+        env: &TestEnv,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let actions = Actions::new(env.store.clone(), ActionSettings::default());
+        let config = ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            ..ServerConfig::default()
+        };
+        let server = Server::bind(config, Arc::new(db_proxy::app::ActionHandler(actions)))
+            .await
+            .expect("bind");
+        let addr = server.local_addrs()[0];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            let _ = server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        (addr, stop, running)
+    }
+
     fn args(list: &[&str]) -> Args {
         let mut argv = vec!["bench"];
         argv.extend_from_slice(list);
@@ -453,23 +479,7 @@ mod tests {
         assert_eq!(pop.pairs.len(), 36);
         assert_eq!(pop.fetch_pairs.len(), 12);
 
-        let actions = Actions::new(env.store.clone(), ActionSettings::default());
-        let config = ServerConfig {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-            ..ServerConfig::default()
-        };
-        let server = Server::bind(config, Arc::new(db_proxy::app::ActionHandler(actions)))
-            .await
-            .expect("bind");
-        let addr = server.local_addrs()[0];
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(async move {
-            let _ = server
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop, running) = serve(&env).await;
 
         let proxy = connect(&args(&["--conns", "1"]), addr)
             .await
@@ -504,6 +514,82 @@ mod tests {
             assert_eq!(err.0, Failure::BadResult);
         }
 
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+        env.cleanup().await;
+    }
+
+    /// The population modes on a small built population: every request succeeds through a
+    /// server over TCP and through the model calls, and their checks reject what they must.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn population_modes_succeed_through_the_proxy_and_directly() {
+        let env = TestEnv::new().await;
+        let sizes = crate::populate::Sizes {
+            users: 120,
+            relations: 150,
+            messages: 3_000,
+            groups: 10,
+            min_members: 3,
+            max_members: 12,
+            group_messages: 300,
+            heavy: 2,
+            heavy_sessions: 30,
+            heavy_groups: 6,
+            heavy_unread: 5,
+        };
+        let (_, manifest) = crate::populate::tests::populate_env(&env, sizes, 3).await;
+        let pop = Arc::new(prepare::Population::from_manifest(&manifest));
+        assert!(
+            !pop.histories.is_empty(),
+            "conversations of 20 messages or more"
+        );
+
+        let (addr, stop, running) = serve(&env).await;
+        let proxy = connect(&args(&["--conns", "1"]), addr)
+            .await
+            .expect("connect");
+        let direct = Target::Direct(env.store.clone());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for target in [&proxy, &direct] {
+            for mode in [
+                Mode::Sessions,
+                Mode::GroupList,
+                Mode::GroupInfo,
+                Mode::ByIds,
+                Mode::Fetch,
+                Mode::Unread,
+                Mode::ReadUnread,
+                Mode::Login,
+            ] {
+                let w = Workload::new(mode, pop.clone()).expect("workload");
+                for _ in 0..10 {
+                    let op = w.next(&mut rng);
+                    if let Err(e) = target.exec(0, &op).await {
+                        panic!("{mode} {op:?}: {e:?}");
+                    }
+                }
+            }
+            // A group the user is not in has no info; msgIds beyond the history are not found.
+            let user = pop.users[0].id;
+            let other = Op::GroupInfo {
+                user,
+                groups: vec![999_999],
+            };
+            assert_eq!(
+                target.exec(0, &other).await.expect_err("no group").0,
+                Failure::BadResult
+            );
+            let (u, p, n) = pop.histories[0];
+            let beyond = Op::ByIds {
+                user: u,
+                peer: p,
+                ids: vec![n + 1],
+            };
+            assert_eq!(
+                target.exec(0, &beyond).await.expect_err("no such msgId").0,
+                Failure::BadResult
+            );
+        }
         let _ = stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
         env.cleanup().await;

@@ -1,5 +1,5 @@
-//! The model calls of the send, fetch, login and unread handlers issued straight through the model crate
-//! (no proxy): used for preparation and for the `--direct` backend-limit baseline.
+//! The model calls of each bench mode's handler issued straight through the model crate (no
+//! proxy): used for preparation and for the `--direct` backend-limit baseline.
 //! Mirrors docs/compatibility.md#sending-a-message (single text) and docs/compatibility.md#message-history-reads (single list).
 
 use dbproxy_model::message::{OutgoingSingle, Sent};
@@ -88,4 +88,74 @@ pub async fn unread(store: &Store, user: u32) -> dbproxy_model::Result<usize> {
         .newest_many(user, &peers, &with_unread)
         .await?;
     Ok(a.iter().flatten().count() + b.iter().flatten().count())
+}
+
+/// The reads of IMRecentContactSessionReq from time 0: the session rows, then the newest
+/// message of each single and group session. Returns the sessions with a newest message.
+pub async fn sessions(store: &Store, user: u32) -> dbproxy_model::Result<usize> {
+    let rows = store.sessions().recent(user, 0).await?;
+    let of = |kind: u8| -> Vec<u32> {
+        rows.iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.peer_id)
+            .collect()
+    };
+    let (peers, groups) = (of(session::SINGLE), of(session::GROUP));
+    let (a, b) = store.messages().newest_many(user, &peers, &groups).await?;
+    Ok(a.iter().flatten().count() + b.iter().flatten().count())
+}
+
+/// The reads of IMNormalGroupListReq: the user's groups, then their versions.
+pub async fn group_list(store: &Store, user: u32) -> dbproxy_model::Result<usize> {
+    let ids = store.groups().group_ids_of_user(user).await?;
+    Ok(store.groups().normal_versions(&ids).await?.len())
+}
+
+/// The reads of IMGroupInfoListReq at version 0: validity of each group (16 at a time),
+/// the rows, then each member list (16 at a time). Returns the groups answered.
+pub async fn group_info(store: &Store, groups: &[u32]) -> dbproxy_model::Result<usize> {
+    use futures::{StreamExt, TryStreamExt};
+    let g = store.groups();
+    let valid: Vec<bool> = futures::stream::iter(groups.to_vec())
+        .map(move |id| async move { g.is_valid(id).await })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let ids: Vec<u32> = groups
+        .iter()
+        .zip(valid)
+        .filter_map(|(&id, ok)| ok.then_some(id))
+        .collect();
+    let rows = g.by_ids(&ids).await?;
+    let members: Vec<Vec<u32>> =
+        futures::stream::iter(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .map(move |id| async move { g.members(id).await })
+            .buffered(16)
+            .try_collect()
+            .await?;
+    Ok(members.len())
+}
+
+/// The reads of IMGetMsgByIdReq for a 1:1 conversation: the relation (slave), then the
+/// messages with those ids. Returns how many came back.
+pub async fn by_ids(
+    store: &Store,
+    user: u32,
+    peer: u32,
+    ids: &[u32],
+) -> dbproxy_model::Result<usize> {
+    match store
+        .relations()
+        .find(dbproxy_model::Db::Slave, user, peer)
+        .await?
+    {
+        Some(rel) => Ok(store.messages().by_ids_single(rel, ids).await?.len()),
+        None => Ok(0),
+    }
+}
+
+/// IMMsgDataReadAck of a 1:1 session (the counter cleared), then the unread reads.
+pub async fn read_unread(store: &Store, user: u32, peer: u32) -> dbproxy_model::Result<usize> {
+    store.counters().clear_single(user, peer).await?;
+    unread(store, user).await
 }

@@ -390,15 +390,48 @@ async fn backend(store: &Store, op: &Op) -> Result<(), Fail> {
         Op::Unread { user } => {
             direct::unread(store, *user).await.map_err(backend_err)?;
         }
-        Op::Sessions { .. }
-        | Op::GroupList { .. }
-        | Op::GroupInfo { .. }
-        | Op::ByIds { .. }
-        | Op::ReadUnread { .. } => {
-            return Err((
-                Failure::Backend,
-                format!("--direct has no model-call twin of {op:?}"),
-            ));
+        Op::Sessions { user } => {
+            if direct::sessions(store, *user).await.map_err(backend_err)? == 0 {
+                return Err((Failure::BadResult, format!("sessions {user}: none")));
+            }
+        }
+        Op::GroupList { user, groups } => {
+            let n = direct::group_list(store, *user)
+                .await
+                .map_err(backend_err)?;
+            if n < *groups {
+                return Err((
+                    Failure::BadResult,
+                    format!("group list {user}: {n} of {groups}"),
+                ));
+            }
+        }
+        Op::GroupInfo { user, groups } => {
+            let n = direct::group_info(store, groups)
+                .await
+                .map_err(backend_err)?;
+            if n != groups.len() {
+                return Err((
+                    Failure::BadResult,
+                    format!("group info {user}: {n} of {}", groups.len()),
+                ));
+            }
+        }
+        Op::ByIds { user, peer, ids } => {
+            let n = direct::by_ids(store, *user, *peer, ids)
+                .await
+                .map_err(backend_err)?;
+            if n != ids.len() {
+                return Err((
+                    Failure::BadResult,
+                    format!("by ids {user}/{peer}: {n} of {}", ids.len()),
+                ));
+            }
+        }
+        Op::ReadUnread { user, peer, .. } => {
+            direct::read_unread(store, *user, *peer)
+                .await
+                .map_err(backend_err)?;
         }
     }
     Ok(())

@@ -352,11 +352,36 @@ pub async fn build(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::write::{write, Target};
     use super::*;
     use db_proxy::settings::RedisInstance;
     use dbproxy_testkit::TestEnv;
+
+    /// A population of `sizes` written into `env`'s database and private Redis; the manifest
+    /// the bench would load.
+    pub(crate) async fn populate_env(env: &TestEnv, sizes: Sizes, seed: u64) -> (Plan, Manifest) {
+        let plan = Plan::draw(&sizes, seed).expect("plan");
+        let opts = mysql_async::Opts::from_url(env.admin_url()).expect("admin url");
+        let r = &env.config.unread;
+        let redis = RedisInstance {
+            host: r.host.clone(),
+            port: r.port,
+            db: r.db,
+            max_connections: 1,
+            ..RedisInstance::default()
+        };
+        let target = Target {
+            mysql: mysql_async::OptsBuilder::from_opts(opts)
+                .db_name(Some(env.db_name.clone()))
+                .into(),
+            unread: redis.clone(),
+            group_member: redis,
+        };
+        write(&plan, &target, seed).await.expect("write");
+        let manifest = Manifest::of(&plan, &env.db_name, r.db, seed, sizes);
+        (plan, manifest)
+    }
 
     /// A small population written into a test database and a private Redis reads back as
     /// db-proxy would have left it: the doctor finds no damage, counters continue at the
@@ -377,24 +402,7 @@ mod tests {
             heavy_groups: 5,
             heavy_unread: 8,
         };
-        let plan = Plan::draw(&sizes, 5).expect("plan");
-        let opts = mysql_async::Opts::from_url(env.admin_url()).expect("admin url");
-        let r = &env.config.unread;
-        let redis = RedisInstance {
-            host: r.host.clone(),
-            port: r.port,
-            db: r.db,
-            max_connections: 1,
-            ..RedisInstance::default()
-        };
-        let target = Target {
-            mysql: mysql_async::OptsBuilder::from_opts(opts)
-                .db_name(Some(env.db_name.clone()))
-                .into(),
-            unread: redis.clone(),
-            group_member: redis,
-        };
-        write(&plan, &target, 5).await.expect("write");
+        let (plan, _) = populate_env(&env, sizes, 5).await;
         let store = &env.store;
 
         let findings = store.doctor().check().await.expect("doctor");
