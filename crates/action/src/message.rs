@@ -468,10 +468,12 @@ async fn rows(
                     .list_single_between(user, peer, begin, count)
                     .await?
             }
-            Page::Ids(ids) => match store.relations().find(Db::Slave, user, peer).await? {
-                Some(rel) => store.messages().by_ids_single(rel, ids).await?,
-                None => Vec::new(),
-            },
+            Page::Ids(ids) => {
+                store
+                    .messages()
+                    .by_ids_single_between(user, peer, ids)
+                    .await?
+            }
         };
         Ok(found.into_iter().map(Row::from).collect())
     }

@@ -136,22 +136,19 @@ pub async fn group_info(store: &Store, groups: &[u32]) -> dbproxy_model::Result<
     Ok(members.len())
 }
 
-/// The reads of IMGetMsgByIdReq for a 1:1 conversation: the relation (slave), then the
-/// messages with those ids. Returns how many came back.
+/// The reads of IMGetMsgByIdReq for a 1:1 conversation: the relation (remembered or slave),
+/// then the messages with those ids. Returns how many came back.
 pub async fn by_ids(
     store: &Store,
     user: u32,
     peer: u32,
     ids: &[u32],
 ) -> dbproxy_model::Result<usize> {
-    match store
-        .relations()
-        .find(dbproxy_model::Db::Slave, user, peer)
+    Ok(store
+        .messages()
+        .by_ids_single_between(user, peer, ids)
         .await?
-    {
-        Some(rel) => Ok(store.messages().by_ids_single(rel, ids).await?.len()),
-        None => Ok(0),
-    }
+        .len())
 }
 
 /// IMMsgDataReadAck of a 1:1 session (the counter cleared), then the unread reads.

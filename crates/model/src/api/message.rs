@@ -192,6 +192,30 @@ impl Messages<'_> {
         repo::by_ids_single(&mut self.store.db(Db::Slave), relate_id, ids).await
     }
 
+    /// [`Self::by_ids_single`] of the pair {a, b}: its active relation (remembered within
+    /// `StoreConfig::relation_ids_ttl`, else read from `IMRelationShip` on slave and
+    /// remembered), then the messages. No relation → empty.
+    pub async fn by_ids_single_between(
+        &self,
+        a: u32,
+        b: u32,
+        ids: &[u32],
+    ) -> Result<Vec<SingleMessage>> {
+        let Some(pair) = crate::repo::relation::pair(a, b) else {
+            return Ok(Vec::new());
+        };
+        let found = self
+            .store
+            .hot()
+            .relation_ids()
+            .find_pairs(&mut self.store.db(Db::Slave), &[pair])
+            .await?;
+        match found.get(&pair) {
+            Some(&relate_id) => self.by_ids_single(relate_id, ids).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Group messages by msgId for a member who joined at `join_time`: status 0,
     /// `created >= join_time`, newest first, at most [`BY_ID_LIMIT`]. Reads
     /// `IMGroupMessage_<G % 8>` on slave.

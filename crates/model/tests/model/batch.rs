@@ -420,3 +420,39 @@ async fn newest_many_through_lists_breaks_ties_by_id() {
     }
     env.cleanup().await;
 }
+
+/// Messages by ids of a pair through the remembered relation ids: the same rows as through
+/// the relation read, before and after the id is remembered; an unknown pair has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_ids_between_matches_the_relation_read() {
+    let env = TestEnv::new().await;
+    let s = &env.store;
+    for i in 1..=5u32 {
+        single(&env, 7, 8, i, 100 + i, format!("t{i}").as_bytes()).await;
+    }
+    let rel = s.relations().find(Db::Slave, 7, 8).await.unwrap().unwrap();
+    let want = s.messages().by_ids_single(rel, &[2, 4, 9]).await.unwrap();
+    assert_eq!(want.len(), 2);
+    for _ in 0..2 {
+        assert_eq!(
+            s.messages()
+                .by_ids_single_between(8, 7, &[2, 4, 9])
+                .await
+                .unwrap(),
+            want
+        );
+    }
+    assert!(s
+        .messages()
+        .by_ids_single_between(7, 99, &[1])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .messages()
+        .by_ids_single_between(7, 7, &[1])
+        .await
+        .unwrap()
+        .is_empty());
+    env.cleanup().await;
+}
