@@ -36,28 +36,37 @@ static NEWEST_SINGLE_SLOTS: std::sync::LazyLock<ShardSlots> =
 static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
     std::sync::LazyLock::new(|| ShardSlots::new(&NEWEST_GROUP_PART, Padding::Probe));
 
-/// Newest message of many conversations, one part per shard: the newest `created` of each
-/// listed id among its visible rows (a loose scan of the `(id, status, created)` index: one
-/// probe per id), joined back to the rows at that time through the same index. Several rows
-/// of one id at the newest second all come back; the highest `id` wins (see
-/// [`newest_batch_on`]), as in the single read's `ORDER BY created DESC, id DESC`. A
-/// dependent subquery per id instead let MariaDB pick the msgId index for some shards and
-/// sort every row of the conversation (BENCHMARKS.md, "Data-scale").
-fn newest_lists_part(table: &str, key: &str, from: &str, s: usize) -> String {
-    format!(
-        "SELECT m.{key} AS k, m.msgId, m.type, m.{from} AS fromId, m.content, m.id \
-         FROM (SELECT {key}, MAX(created) AS c FROM {table}_{s} \
-         WHERE status = 0 AND {key} IN ({{in}}) GROUP BY {key}) t \
-         JOIN {table}_{s} m ON m.{key} = t.{key} AND m.status = 0 AND m.created = t.c"
-    )
-}
-
+/// Newest message of many relations, one part per shard: each relation id of the list
+/// (rows of `IMRelationShip`, found just before) joined to its newest row by a dependent
+/// subquery, the same `ORDER BY created DESC, id DESC LIMIT 1` as the single read.
 static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
-    ShardLists::new(|s| newest_lists_part("IMMessage", "relateId", "fromId", s))
+    ShardLists::new(|s| {
+        format!(
+            "SELECT m.relateId AS k, m.msgId, m.type, m.fromId, m.content, m.id \
+             FROM IMRelationShip r JOIN IMMessage_{s} m ON m.id = \
+             (SELECT i.id FROM IMMessage_{s} i WHERE i.relateId = r.id AND i.status = 0 \
+             ORDER BY i.created DESC, i.id DESC LIMIT 1) \
+             WHERE r.id IN ({{in}})"
+        )
+    })
 });
 
+/// Newest message of many groups, one part per shard: the listed groups that have messages
+/// in the shard (a loose scan of the group index, no per-group part) joined to their newest
+/// row by the same dependent subquery as the single read. At production sizes a part per
+/// group costs MariaDB several times more than this; a `MAX(created)` per group joined back
+/// was cheaper on the large population but three times dearer for batches of busy
+/// conversations (BENCHMARKS.md, "Data-scale").
 static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
-    ShardLists::new(|s| newest_lists_part("IMGroupMessage", "groupId", "userId", s))
+    ShardLists::new(|s| {
+        format!(
+            "SELECT m.groupId AS k, m.msgId, m.type, m.userId AS fromId, m.content, m.id \
+             FROM (SELECT DISTINCT groupId FROM IMGroupMessage_{s} WHERE groupId IN ({{in}})) g \
+             JOIN IMGroupMessage_{s} m ON m.id = \
+             (SELECT i.id FROM IMGroupMessage_{s} i WHERE i.groupId = g.groupId AND i.status = 0 \
+             ORDER BY i.created DESC, i.id DESC LIMIT 1)"
+        )
+    })
 });
 
 /// From this many relations or groups on, the list texts (8 parts whatever the count) cost
