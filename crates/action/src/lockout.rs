@@ -113,9 +113,16 @@ impl SharedLocks {
         self.map().remove(digest);
     }
 
-    /// Replaces the copy with what Redis holds now.
-    pub fn replace(&self, locks: Vec<(String, u64)>) {
-        *self.map() = locks.into_iter().collect();
+    /// Merges what Redis holds now into the copy, dropping the locks that ended by `now`.
+    /// Locks only end by time (a locked name cannot log in to clear its lock), so a lock this
+    /// process learnt after Redis answered the read is kept.
+    pub fn refresh(&self, locks: Vec<(String, u64)>, now: u64) {
+        let mut map = self.map();
+        map.retain(|_, &mut until| until > now);
+        for (digest, until) in locks {
+            let e = map.entry(digest).or_insert(until);
+            *e = (*e).max(until);
+        }
     }
 
     /// Whether the copy is older than [`SHARED_REFRESH`] at `now_ms`; true for exactly one
@@ -147,8 +154,14 @@ mod tests {
         assert!(s.is_locked("d1", 1_999));
         assert!(!s.is_locked("d1", 2_000), "until is exclusive");
         assert!(!s.is_locked("d2", 1_000));
-        s.replace(vec![("d2".into(), 3_000)]);
-        assert!(!s.is_locked("d1", 1_000) && s.is_locked("d2", 1_000));
+        s.refresh(vec![("d2".into(), 3_000)], 1_000);
+        assert!(s.is_locked("d1", 1_000), "a lock learnt here is kept");
+        assert!(s.is_locked("d2", 1_000));
+        s.refresh(Vec::new(), 2_500);
+        assert!(
+            !s.is_locked("d1", 1_000) && s.is_locked("d2", 2_500),
+            "ended locks dropped"
+        );
         assert!(s.claim_refresh(10_000));
         assert!(!s.claim_refresh(10_500), "claimed less than a second ago");
         assert!(s.claim_refresh(11_000));

@@ -97,7 +97,7 @@ async fn refresh_shared_locks(ctx: &Ctx) {
         return;
     }
     match ctx.store.login_failures().locked_after(now_ms / 1000).await {
-        Ok(locks) => ctx.shared_locks.replace(locks),
+        Ok(locks) => ctx.shared_locks.refresh(locks, now_ms / 1000),
         Err(error) => note_shared_error(&error),
     }
 }

@@ -30,7 +30,8 @@ pub async fn run_group_sync(store: Store, interval: Duration, shutdown: Cancella
         Ok(Some(t)) => t,
         Ok(None) => {
             let t = now();
-            if let Err(error) = store.sync_state().set_last_update_group(t).await {
+            // Raised, not set: another instance may have written a later mark meanwhile.
+            if let Err(error) = store.sync_state().raise_last_update_group(t).await {
                 tracing::warn!(%error, "group sync: cannot store last_update_group");
             }
             t

@@ -127,7 +127,8 @@ impl Groups<'_> {
     /// `IMGroup.userCnt`, then HSETs `group_member_<G>` `<U>` = now for each user that joined
     /// (rebuilding the other active members first if the hash was missing). Users already
     /// active are left untouched (their join time kept), so of concurrent adds of one user
-    /// exactly one changes anything. Returns the users that became active members, sorted
+    /// exactly one changes anything; one active in MySQL but missing from the hash is written
+    /// to it with its join time. Returns the users that joined (in MySQL or the hash), sorted
     /// (empty, writing nothing, for an empty set or `G = 0`).
     pub async fn insert_members(&self, group_id: u32, users: &[u32], now: u32) -> Result<Vec<u32>> {
         let members = self.store.group_member();
@@ -144,7 +145,7 @@ impl Groups<'_> {
     /// Removes members: under the group's membership lock, writes (master) status = 1 on the
     /// `IMGroupMember` rows of `G` for those users (`updated` untouched, Q-G07), recounts
     /// `IMGroup.userCnt`, and HDELs them from `group_member_<G>`. Returns the users that were
-    /// active members, sorted; an empty list does nothing.
+    /// members (an active row, or a field of the hash), sorted; an empty list does nothing.
     pub async fn remove_members(&self, group_id: u32, users: &[u32]) -> Result<Vec<u32>> {
         let members = self.store.group_member();
         repo::remove_members(&mut self.store.db(Db::Master), members, group_id, users).await

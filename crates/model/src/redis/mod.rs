@@ -103,6 +103,8 @@ pub struct Cache {
     /// Replicas a replicated script waits for, and for how long ([`Cache::eval_replicated`]).
     replica_acks: u32,
     replica_ack_wait: Duration,
+    /// The connection the replicated scripts and their `WAIT` run on (with `replica_acks`).
+    acks_pool: Option<Pool>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -173,27 +175,42 @@ impl Cache {
         let command_timeout = timeouts.redis_command;
         let connect_timeout = timeouts.connect;
         let size = cfg.max_connections.clamp(1, MAX_REDIS_CONNECTIONS);
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = command_timeout;
-                c.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_constant(0, 400))
-            .build_pool(size)
-            .map_err(|e| Error::redis(format!("{name}: build pool"), e))?;
-        match tokio::time::timeout(connect_timeout + Duration::from_millis(500), pool.init()).await
-        {
-            Ok(Ok(_handle)) => {}
-            Ok(Err(e)) => return Err(Error::redis(format!("{name}: connect"), e)),
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what: format!("redis {name}: connect {}", cfg.label()),
-                    after: connect_timeout,
+        let build = |size: usize| {
+            Builder::from_config(config.clone())
+                .with_performance_config(|p| p.default_command_timeout = command_timeout)
+                .with_connection_config(|c| {
+                    c.connection_timeout = connect_timeout;
+                    c.internal_command_timeout = command_timeout;
+                    c.max_command_attempts = 1;
                 })
-            }
-        }
+                .set_policy(ReconnectPolicy::new_constant(0, 400))
+                .build_pool(size)
+                .map_err(|e| Error::redis(format!("{name}: build pool"), e))
+        };
+        let init = async |pool: &Pool| match tokio::time::timeout(
+            connect_timeout + Duration::from_millis(500),
+            pool.init(),
+        )
+        .await
+        {
+            Ok(Ok(_handle)) => Ok(()),
+            Ok(Err(e)) => Err(Error::redis(format!("{name}: connect"), e)),
+            Err(_) => Err(Error::Timeout {
+                what: format!("redis {name}: connect {}", cfg.label()),
+                after: connect_timeout,
+            }),
+        };
+        let pool = build(size)?;
+        init(&pool).await?;
+        // `WAIT` blocks the connection it runs on: the replicated allocations get one of
+        // their own, so the other commands never queue behind a slow replica.
+        let acks_pool = if cfg.replica_acks > 0 {
+            let p = build(1)?;
+            init(&p).await?;
+            Some(p)
+        } else {
+            None
+        };
         let endpoint = cfg.label();
         metrics::counter!(crate::metrics::REDIS_RECONNECTS, "endpoint" => endpoint.clone())
             .increment(0);
@@ -212,7 +229,11 @@ impl Cache {
             name,
             timeout: command_timeout,
             replica_acks: cfg.replica_acks,
-            replica_ack_wait: cfg.replica_ack_wait.min(command_timeout),
+            acks_pool,
+            // Never 0 (WAIT 0 waits for ever), always well inside the command timeout.
+            replica_ack_wait: cfg
+                .replica_ack_wait
+                .clamp(Duration::from_millis(1), command_timeout / 2),
             breaker: Breaker::new(
                 format!("redis {}", cfg.label()),
                 {
@@ -239,6 +260,7 @@ impl Cache {
             breaker: self.breaker.clone(),
             replica_acks: self.replica_acks,
             replica_ack_wait: self.replica_ack_wait,
+            acks_pool: self.acks_pool.clone(),
         }
     }
 
@@ -535,14 +557,14 @@ impl Cache {
         keys: &[String],
         args: &[String],
     ) -> Result<ScriptValue> {
-        if self.replica_acks == 0 {
+        let Some(acks_pool) = self.acks_pool.as_ref().filter(|_| self.replica_acks > 0) else {
             return self.eval(script, keys, args).await;
-        }
+        };
         self.guarded(async {
-            let client = self.pool.next();
+            let client = acks_pool.next();
             let v = self.evalsha(client, script, keys, args).await?;
             let wait_ms = u64::try_from(self.replica_ack_wait.as_millis()).unwrap_or(u64::MAX);
-            let acked: i64 = boxed(client.custom(
+            let acked: std::result::Result<i64, _> = boxed(client.custom(
                 fred::types::CustomCommand::new_static(
                     "WAIT",
                     fred::types::ClusterHash::FirstKey,
@@ -553,8 +575,13 @@ impl Cache {
                     i64::try_from(wait_ms).unwrap_or(i64::MAX),
                 ],
             ))
-            .await
-            .map_err(|e| self.err("WAIT", script.name(), e))?;
+            .await;
+            // The script ran (its msgIds are handed out): a failed WAIT is logged and
+            // counted like a short one, never the caller's failure.
+            let acked = acked.unwrap_or_else(|error| {
+                tracing::warn!(redis = self.name, %error, "WAIT after a msgId allocation failed");
+                0
+            });
             if acked < i64::from(self.replica_acks) {
                 metrics::counter!(crate::metrics::REDIS_REPLICA_ACK_TIMEOUTS, "redis" => self.name)
                     .increment(1);

@@ -373,7 +373,8 @@ pub(crate) async fn insert_members(
 /// Removes members: under the group's membership lock, writes status = 1 on the
 /// IMGroupMember rows of `G` for those users (`updated` untouched, Q-G07), recounts
 /// IMGroup.userCnt, and HDELs them from `group_member_<G>`. Returns the users that were
-/// active members (sorted); an empty list does nothing. Give it a master pool.
+/// members (active rows, or fields of the hash; sorted); an empty list does nothing. Give
+/// it a master pool.
 pub(crate) async fn remove_members(
     pool: &mut DbPool<'_>,
     members: &Cache,
@@ -529,16 +530,25 @@ async fn insert_locked(
     let had_missing_hash = !cache.exists(&member_key(g)).await?;
     let added = DbPool::Conn(&mut *c)
         .transaction(async |c| {
-            let rows: Vec<(u32, u8)> = im_group_member::table
+            let rows: Vec<(u32, u8, u32)> = im_group_member::table
                 .filter(im_group_member::group_id.eq(g))
                 .filter(im_group_member::user_id.eq_any(ids.clone()))
-                .select((im_group_member::user_id, im_group_member::status))
+                .select((
+                    im_group_member::user_id,
+                    im_group_member::status,
+                    im_group_member::updated,
+                ))
                 .load(c)
                 .await
                 .ctx("IMGroupMember existing rows")?;
             // Members already active stay as they are (join time kept): an add that another
             // request (or instance) made first changes nothing here.
             let active: Vec<u32> = rows.iter().filter(|r| r.1 == 0).map(|r| r.0).collect();
+            let active_since: Vec<(u32, u32)> = rows
+                .iter()
+                .filter(|r| r.1 == 0)
+                .map(|r| (r.0, r.2))
+                .collect();
             let had: Vec<u32> = rows.iter().map(|r| r.0).collect();
             let inactive: Vec<u32> = had
                 .iter()
@@ -580,21 +590,38 @@ async fn insert_locked(
                     .ctx("IMGroupMember insert")?;
             }
             recount(c, g).await?;
-            Ok(ids
+            let joined: Vec<u32> = ids
                 .iter()
                 .copied()
                 .filter(|u| !active.contains(u))
-                .collect::<Vec<u32>>())
+                .collect();
+            Ok((joined, active_since))
         })
         .await?;
+    let (mut added, active_since) = added;
     let key = member_key(g);
     let mut pairs: HashMap<u32, u32> = HashMap::new();
     if had_missing_hash {
         // Q-R01/Q-R02: bring back the other active members too (their join time = updated).
         pairs.extend(active_members(c, g).await?);
+    } else if !active_since.is_empty() {
+        // Active in MySQL but missing from the hash (an earlier add whose HSET failed after
+        // its commit): written now with their join time, and they count as joined.
+        let asks: Vec<(String, String)> = active_since
+            .iter()
+            .map(|&(u, _)| (key.clone(), u.to_string()))
+            .collect();
+        let present = cache.hget_many(&asks).await?;
+        for (&(u, since), v) in active_since.iter().zip(present) {
+            if v.is_none() {
+                pairs.insert(u, since);
+                added.push(u);
+            }
+        }
+        added.sort_unstable();
     }
     for u in &added {
-        pairs.insert(*u, now);
+        pairs.entry(*u).or_insert(now);
     }
     if pairs.is_empty() {
         return Ok(added);
@@ -632,10 +659,16 @@ async fn remove_locked(cache: &Cache, c: &mut DbConn, g: u32, set: &[u32]) -> Re
             Ok(active)
         })
         .await?;
+    let key = member_key(g);
     let fields: Vec<String> = set.iter().map(u32::to_string).collect();
-    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-    cache.hdel(&member_key(g), &refs).await?;
+    // Members still in the hash whose rows were already inactive (an earlier removal whose
+    // HDEL failed after its commit) leave now too, and count as removed.
+    let asks: Vec<(String, String)> = fields.iter().map(|f| (key.clone(), f.clone())).collect();
+    let present = cache.hget_many(&asks).await?;
     let mut removed = removed;
+    removed.extend(set.iter().zip(present).filter_map(|(&u, v)| v.map(|_| u)));
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    cache.hdel(&key, &refs).await?;
     removed.sort_unstable();
     removed.dedup();
     Ok(removed)

@@ -265,3 +265,38 @@ async fn push_shield_and_sync_scan() {
     assert!(groups.chatted_since(601).await.unwrap().is_empty());
     env.cleanup().await;
 }
+
+/// A member whose row is active but who is missing from the hash (an add whose HSET failed
+/// after its commit) is written back by the next add, with its join time, and counts as
+/// joined; one whose row is inactive but who is still in the hash is removed by the next
+/// removal and counts as removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_and_removals_repair_the_member_hash() {
+    let env = TestEnv::new().await;
+    let groups = env.store.groups();
+    let g = groups
+        .create(&new_group("g", 1, 1), &[1, 2], 100)
+        .await
+        .unwrap();
+    let key = member_key(g);
+    let hashes = env.store.group_member();
+    hashes.hdel(&key, &["2"]).await.unwrap();
+    assert_eq!(
+        groups.insert_members(g, &[2, 3], 200).await.unwrap(),
+        vec![2, 3]
+    );
+    assert_eq!(groups.join_time(2, g).await.unwrap(), 100, "join time kept");
+    assert_eq!(groups.join_time(3, g).await.unwrap(), 200);
+    assert!(groups
+        .insert_members(g, &[2, 3], 300)
+        .await
+        .unwrap()
+        .is_empty());
+
+    env.run_sql("UPDATE IMGroupMember SET status = 1 WHERE userId = 3")
+        .await;
+    assert_eq!(groups.remove_members(g, &[3]).await.unwrap(), vec![3]);
+    assert_eq!(groups.members(g).await.unwrap(), vec![1, 2]);
+    assert!(groups.remove_members(g, &[3]).await.unwrap().is_empty());
+    env.cleanup().await;
+}
