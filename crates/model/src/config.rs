@@ -132,14 +132,17 @@ impl Default for RedisConfig {
 }
 
 impl RedisConfig {
-    /// Identity used to share one pool between logical instances.
-    pub(crate) fn endpoint(&self) -> (String, u16, u8, Vec<String>, String) {
+    /// Identity used to share one pool between logical instances: the same server and db,
+    /// and the same replica acknowledgements (which decide how allocations run).
+    pub(crate) fn endpoint(&self) -> (String, u16, u8, Vec<String>, String, u32, Duration) {
         (
             self.host.clone(),
             self.port,
             self.db,
             self.sentinels.clone(),
             self.sentinel_service.clone(),
+            self.replica_acks,
+            self.replica_ack_wait,
         )
     }
 
