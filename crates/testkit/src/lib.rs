@@ -186,18 +186,18 @@ pub(crate) fn redis_ping(port: u16) -> bool {
 
 /// Start a private redis-server; returns (child, port).
 pub fn start_redis() -> (Child, u16) {
+    start_redis_with(&[])
+}
+
+/// [`start_redis`] with more arguments (see [`spawn_redis_with`]).
+pub(crate) fn start_redis_with(extra: &[String]) -> (Child, u16) {
     for _attempt in 0..5 {
         let port = free_port();
-        if let Some(child) = spawn_redis(port) {
+        if let Some(child) = spawn_redis_with(port, extra) {
             return (child, port);
         }
     }
     panic!("could not start redis-server");
-}
-
-/// Start redis-server on `port` and wait for PING; `None` if it did not come up.
-fn spawn_redis(port: u16) -> Option<Child> {
-    spawn_redis_with(port, &[])
 }
 
 /// [`spawn_redis`] with more arguments: a config file first (`extra[0]` when it does not
@@ -565,7 +565,7 @@ impl TestEnv {
     /// without persistence, as the shipped config runs it).
     pub fn restart_redis(&mut self) {
         self.kill_redis();
-        self.redis = Some(spawn_redis(self.redis_port).expect("restart redis-server"));
+        self.redis = Some(spawn_redis_with(self.redis_port, &[]).expect("restart redis-server"));
     }
 
     /// Stops the private redis-server process (SIGSTOP): connections stay open, nothing

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, spawn_redis_with};
+use crate::start_redis_with as start;
 
 /// The master name the sentinels monitor.
 pub const SERVICE: &str = "dbproxy-test";
@@ -23,16 +23,6 @@ pub struct SentinelSet {
     others: Vec<Child>,
 }
 
-fn start(port_extra: impl Fn(u16) -> Vec<String>) -> (u16, Child) {
-    for _attempt in 0..5 {
-        let port = free_port();
-        if let Some(child) = spawn_redis_with(port, &port_extra(port)) {
-            return (port, child);
-        }
-    }
-    panic!("could not start redis-server");
-}
-
 impl SentinelSet {
     /// Starts them and waits until the replica is in sync and every sentinel knows it and
     /// the other sentinels.
@@ -45,15 +35,12 @@ impl SentinelSet {
         ));
         std::fs::create_dir_all(&dir).expect("sentinel dir");
         // No 5 s pause before the first full sync of the replica.
-        let (master_port, master) =
-            start(|_| vec!["--repl-diskless-sync-delay".into(), "0".into()]);
-        let (replica_port, replica) = start(|_| {
-            vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                master_port.to_string(),
-            ]
-        });
+        let (master, master_port) = start(&["--repl-diskless-sync-delay".into(), "0".into()]);
+        let (replica, replica_port) = start(&[
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ]);
         let mut others = vec![replica];
         let mut sentinel_ports = Vec::new();
         for i in 0..3 {
@@ -69,7 +56,7 @@ impl SentinelSet {
             )
             .expect("sentinel conf");
             let conf = conf.display().to_string();
-            let (port, child) = start(|_| vec![conf.clone(), "--sentinel".into()]);
+            let (child, port) = start(&[conf, "--sentinel".into()]);
             sentinel_ports.push(port);
             others.push(child);
         }

@@ -205,27 +205,24 @@ async fn three_instances_keep_the_single_instance_invariants() {
     // 30 group messages from ten members through all instances, with read-acks of other
     // members in between.
     let g = created[0];
-    let mut work = Vec::new();
-    for (i, &s) in senders.iter().enumerate() {
-        for n in 0..3 {
-            work.push(Box::pin(async move {
-                assert_ne!(send_group(d.via(i + n), s, g, n as u32).await, 0);
-            })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
-        }
-    }
-    for (i, &r) in readers.iter().take(2).enumerate() {
-        work.push(Box::pin(async move {
-            let ack = ImMsgDataReadAck {
-                user_id: r,
-                session_id: g,
-                msg_id: 1,
-                session_type: SessionType::Group as i32,
-            };
-            d.via(i).send(cid::MSG_READ_ACK, &ack).await.unwrap();
-        }));
-    }
-    join_all(work).await;
+    let sends = senders
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &s)| (0..3).map(move |n| send_group(d.via(i + n), s, g, n as u32)));
+    let acks = readers.iter().take(2).enumerate().map(|(i, &r)| {
+        let ack = ImMsgDataReadAck {
+            user_id: r,
+            session_id: g,
+            msg_id: 1,
+            session_type: SessionType::Group as i32,
+        };
+        async move { d.via(i).send(cid::MSG_READ_ACK, &ack).await.unwrap() }
+    });
+    let (ids, _) = tokio::join!(join_all(sends), join_all(acks));
+    assert!(
+        ids.iter().all(|&id| id != 0),
+        "every group send stored: {ids:?}"
+    );
     let group_ids = env
         .query_i64s(&format!(
             "SELECT msgId AS n FROM {} WHERE groupId = {g} ORDER BY msgId",

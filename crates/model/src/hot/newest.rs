@@ -22,12 +22,12 @@ use crate::repo::relation::pair;
 /// Per-shard parts of the batched newest-message query (see `Messages::newest_many`).
 const NEWEST_SINGLE_PART: [&str; 8] = shard_sql!(
     IMMessage,
-    "SELECT relateId AS k, msgId, type, fromId, content, id FROM ",
+    "SELECT relateId AS k, msgId, type, fromId, content FROM ",
     " WHERE relateId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 const NEWEST_GROUP_PART: [&str; 8] = shard_sql!(
     IMGroupMessage,
-    "SELECT groupId AS k, msgId, type, userId AS fromId, content, id FROM ",
+    "SELECT groupId AS k, msgId, type, userId AS fromId, content FROM ",
     " WHERE groupId = ? AND status = 0 ORDER BY created DESC, id DESC LIMIT 1"
 );
 
@@ -42,7 +42,7 @@ static NEWEST_GROUP_SLOTS: std::sync::LazyLock<ShardSlots> =
 static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
     ShardLists::new(|s| {
         format!(
-            "SELECT m.relateId AS k, m.msgId, m.type, m.fromId, m.content, m.id \
+            "SELECT m.relateId AS k, m.msgId, m.type, m.fromId, m.content \
              FROM IMRelationShip r JOIN IMMessage_{s} m ON m.id = \
              (SELECT i.id FROM IMMessage_{s} i WHERE i.relateId = r.id AND i.status = 0 \
              ORDER BY i.created DESC, i.id DESC LIMIT 1) \
@@ -60,7 +60,7 @@ static NEWEST_SINGLE_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLoc
 static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock::new(|| {
     ShardLists::new(|s| {
         format!(
-            "SELECT m.groupId AS k, m.msgId, m.type, m.userId AS fromId, m.content, m.id \
+            "SELECT m.groupId AS k, m.msgId, m.type, m.userId AS fromId, m.content \
              FROM (SELECT DISTINCT groupId FROM IMGroupMessage_{s} WHERE groupId IN ({{in}})) g \
              JOIN IMGroupMessage_{s} m ON m.id = \
              (SELECT i.id FROM IMGroupMessage_{s} i WHERE i.groupId = g.groupId AND i.status = 0 \
@@ -77,14 +77,13 @@ static NEWEST_GROUP_LISTS: std::sync::LazyLock<ShardLists> = std::sync::LazyLock
 const NEWEST_LISTS_FROM: usize = 16;
 
 /// A newest-message row of a batch, by position: `k` (relation or group id), `msgId`,
-/// `type`, `fromId`, `content`, `id` (the order of every newest part and list text).
+/// `type`, `fromId`, `content` (the order of every newest part and list text).
 struct KeyedNewestRow {
     k: u32,
     msg_id: u32,
     kind: u8,
     from_id: u32,
     content: Vec<u8>,
-    id: i32,
 }
 
 impl QueryableByName<Mysql> for KeyedNewestRow {
@@ -95,7 +94,6 @@ impl QueryableByName<Mysql> for KeyedNewestRow {
             kind: col::<Unsigned<TinyInt>, _>(row, 2)?,
             from_id: col::<Unsigned<Integer>, _>(row, 3)?,
             content: col::<Nullable<Binary>, NullableBytes>(row, 4)?.into(),
-            id: col::<Integer, _>(row, 5)?,
         })
     }
 }
@@ -113,7 +111,6 @@ async fn newest_batch_on(
 ) -> Result<std::collections::HashMap<u32, Newest>> {
     let ids: Vec<u32> = dedup_ids(ids).into_iter().filter(|&id| id != 0).collect();
     let mut out = std::collections::HashMap::with_capacity(ids.len());
-    let mut best_id: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
     let shards: Vec<usize> = ids.iter().map(|&id| shard_of(id)).collect();
     let plans = if ids.len() >= NEWEST_LISTS_FROM || slots.needs_one_off(&shards) {
         lists.plan(&shards)
@@ -132,11 +129,6 @@ async fn newest_batch_on(
         }
         .ctx(what)?;
         for r in rows {
-            // Of several rows at a conversation's newest second, the highest id is newest.
-            if best_id.get(&r.k).is_some_and(|&id| id > r.id) {
-                continue;
-            }
-            best_id.insert(r.k, r.id);
             out.insert(
                 r.k,
                 Newest {
